@@ -1,0 +1,158 @@
+"""Clean pages -> sentence-aware chunks of about N encoder tokens, each tagged with its section heading.
+
+Chunks never cross a page (so each one has exactly one page to show) nor a section heading (so the
+section shown is the one the passage sits under).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+_NUMBERED_HEADING = re.compile(
+    r"^(?:(?:\d{1,2}(?:\.\d{1,2}){0,3})\.?|[A-Z]\.|(?:chapter|section|part|annex|appendix)\s+[\dA-Z]{1,3}[.:]?)"
+    r"\s+([A-Z][^\n]{1,90})$", re.I)
+_CAPS_HEADING = re.compile(r"^[A-Z][A-Z0-9 ,&/()'’:-]{3,70}$")
+_BULLET_START = re.compile(r"^(?:[•▪●◦‣∙·*–—-]|o\s|\(?[a-z0-9]{1,2}[.)]\s)")
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[]?[A-Z0-9•])")
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "dr.", "vs.", "fig.", "no.", "et al.")
+
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+@dataclass
+class Span:
+    start: int
+    end: int
+    section: str
+
+
+def is_heading(line: str) -> bool:
+    """A line that looks like a section heading: numbered, or short and in capitals."""
+    line = line.strip()
+    if not 3 <= len(line) <= 100 or line.endswith((",", ";")):
+        return False
+    letters = sum(ch.isalpha() for ch in line)
+    if letters < 0.5 * len(line.replace(" ", "")):
+        return False
+    match = _NUMBERED_HEADING.match(line)
+    if match:
+        number = re.match(r"\d+", line)
+        title = match.group(1)
+        return (number is None or int(number.group()) <= 40) and not title.rstrip().endswith(".") \
+            and len(title.split()) <= 14
+    return bool(_CAPS_HEADING.match(line)) and len(re.findall(r"[A-Z]{2,}", line)) >= 1 \
+        and len(line.split()) <= 10
+
+
+def _sentence_cuts(block: str) -> list[int]:
+    """Offsets inside a block where a new sentence (or list item) starts."""
+    cuts = []
+    for match in _SENTENCE_END.finditer(block):
+        before = block[:match.start()].lower()
+        if before.endswith(_ABBREVIATIONS):
+            continue
+        cuts.append(match.end())
+    for match in re.finditer(r"\n", block):
+        following = block[match.end():match.end() + 4]
+        if _BULLET_START.match(following) or block[:match.start()].rstrip().endswith((".", ":", ";")):
+            cuts.append(match.end())
+    return sorted(set(cuts))
+
+
+def units(text: str) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, is_heading) for every sentence, list item and heading of a page, in order."""
+    position = 0
+    block_start: int | None = None
+    for line in text.split("\n"):
+        line_start, line_end = position, position + len(line)
+        position = line_end + 1
+        if is_heading(line):
+            if block_start is not None:
+                yield from _split_block(text, block_start, line_start - 1)
+                block_start = None
+            yield line_start, line_end, True
+        elif line.strip() and block_start is None:
+            block_start = line_start
+    if block_start is not None:
+        yield from _split_block(text, block_start, len(text))
+
+
+def _split_block(text: str, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
+    block = text[start:end]
+    edges = [0, *_sentence_cuts(block), len(block)]
+    for left, right in zip(edges, edges[1:]):
+        piece = block[left:right]
+        stripped = piece.strip()
+        if stripped:
+            offset = left + (len(piece) - len(piece.lstrip()))
+            yield start + offset, start + offset + len(stripped), False
+
+
+def _split_long(text: str, start: int, end: int, tokens: int, limit: int) -> list[tuple[int, int]]:
+    """Cut an over-long sentence (a table dumped as one line) at spaces into pieces under the limit."""
+    parts = math.ceil(tokens / limit)
+    size = math.ceil((end - start) / parts)
+    pieces, cursor = [], start
+    while cursor < end:
+        stop = min(end, cursor + size)
+        if stop < end:
+            space = text.rfind(" ", cursor + 1, stop)
+            stop = space if space > cursor else stop
+        if text[cursor:stop].strip():
+            pieces.append((cursor, stop))
+        cursor = stop
+        while cursor < end and text[cursor] == " ":
+            cursor += 1
+    return pieces
+
+
+def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
+               section: str = "") -> tuple[list[Span], str]:
+    """Chunk one page. Returns the spans and the section heading in force at the end of the page."""
+    pieces: list[tuple[int, int, bool]] = list(units(text))
+    counts = count_tokens([text[s:e] for s, e, _ in pieces])
+    sized: list[tuple[int, int, bool, int]] = []
+    for (start, end, heading), tokens in zip(pieces, counts):
+        if tokens > size and not heading:
+            sub = _split_long(text, start, end, tokens, size)
+            sub_counts = count_tokens([text[s:e] for s, e in sub])
+            sized.extend((s, e, False, n) for (s, e), n in zip(sub, sub_counts))
+        else:
+            sized.append((start, end, heading, tokens))
+
+    spans: list[Span] = []
+    current: list[tuple[int, int, int]] = []  # (start, end, tokens) of the chunk being built
+    current_section = section
+    last_end = -1  # end of the last emitted chunk: units before it are overlap, not new text
+
+    def emit() -> None:
+        nonlocal last_end
+        spans.append(Span(current[0][0], current[-1][1], current_section))
+        last_end = current[-1][1]
+
+    def has_new_text() -> bool:
+        return bool(current) and current[-1][1] > last_end
+
+    for start, end, heading, tokens in sized:
+        if heading:
+            if has_new_text():
+                emit()
+            current_section = re.sub(r"\s+", " ", text[start:end]).strip()
+            current = [(start, end, tokens)]
+            continue
+        if current and sum(t for *_, t in current) + tokens > size and has_new_text():
+            emit()
+            tail: list[tuple[int, int, int]] = []
+            for item in reversed(current[1:]):
+                if sum(t for *_, t in tail) + item[2] > overlap:
+                    break
+                tail.insert(0, item)
+            while tail and sum(t for *_, t in tail) + tokens > size:
+                tail.pop(0)
+            current = tail
+        current.append((start, end, tokens))
+    if has_new_text():
+        emit()
+    return spans, current_section

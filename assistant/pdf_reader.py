@@ -1,0 +1,157 @@
+"""PDF bytes -> raw page texts, refusing what cannot be indexed with a message that says what to do."""
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import CorruptPdfError, EncryptedPdfError, NoTextError, NotAPdfError, TooLargeError
+
+log = logging.getLogger(__name__)
+
+# Magic numbers of files people upload by mistake, to say what the file really is.
+_OTHER_FORMATS = [
+    (b"PK\x03\x04", "a ZIP archive or an Office document (.docx, .xlsx)"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document (.doc, .xls)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"{\\rtf", "an RTF document"),
+]
+MIN_CHARS_PER_PAGE = 25  # below this on average, the PDF is treated as scanned
+
+
+@dataclass
+class RawPage:
+    number: int  # physical page, 1-based
+    label: str | None  # printed label from the PDF's /PageLabels, when the PDF declares them
+    text: str
+
+
+@dataclass
+class RawDocument:
+    pages: list[RawPage]
+    metadata_title: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_pages: int
+    max_chars: int
+    max_seconds: float
+
+
+def _describe_non_pdf(head: bytes) -> str:
+    for magic, name in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return name
+    stripped = head.lstrip().lower()
+    if stripped.startswith((b"<!doctype html", b"<html")):
+        return "a web page (HTML), perhaps a download or login page saved by mistake"
+    return "not a PDF"
+
+
+def check_bytes(data: bytes, limits: Limits) -> None:
+    """Cheap checks before parsing: empty, too big, not a PDF at all."""
+    if not data:
+        raise NotAPdfError("The file is empty (0 bytes). Save or download the PDF again and upload the new copy.")
+    if len(data) > limits.max_bytes:
+        raise TooLargeError(
+            f"The file is {len(data) / 1e6:.1f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB. "
+            "Split it into parts (for example by chapter) or raise the max_file_mb setting.")
+    if b"%PDF-" not in data[:1024]:
+        kind = _describe_non_pdf(data[:64])
+        raise NotAPdfError(f"This file is {kind}, not a PDF, even if its name ends in .pdf. "
+                           "Export or print the guideline to PDF and upload that file.")
+
+
+def _open(data: bytes):
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+    except (PdfReadError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
+            OSError, AssertionError) as error:
+        raise CorruptPdfError(f"The PDF could not be read ({_short(error)}): it is damaged or incomplete. "
+                              "Download it again, or re-save it from a PDF viewer, and upload the new copy.") from None
+    if reader.is_encrypted:
+        try:
+            opened = reader.decrypt("")
+        except Exception as error:  # unsupported handlers raise their own types
+            raise EncryptedPdfError(f"The PDF is encrypted in a way that cannot be opened here ({_short(error)}). "
+                                    "Save an unprotected copy and upload that.") from None
+        if not opened:
+            raise EncryptedPdfError("The PDF is protected by a password. Open it with the password, save a copy "
+                                    "without protection (print to PDF), and upload that copy.")
+    return reader
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:120]
+
+
+def _declared_labels(reader) -> list[str] | None:
+    try:
+        if "/PageLabels" not in reader.trailer["/Root"]:
+            return None
+        return list(reader.page_labels)
+    except Exception:  # a broken label tree: fall back to labels read from the page text
+        return None
+
+
+def _metadata_title(reader) -> str:
+    try:
+        title = (reader.metadata or {}).get("/Title") or ""
+    except Exception:
+        return ""
+    title = re.sub(r"\s+", " ", str(title)).strip()
+    if re.match(r"(?i)^(untitled|microsoft word|document\d*$|\S+\.(docx?|pdf|indd)$)", title):
+        return ""
+    return title[:200]
+
+
+def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | None = None) -> RawDocument:
+    """Extract the text of every page, within the byte, page, character and time limits."""
+    check_bytes(data, limits)
+    reader = _open(data)
+    try:
+        count = len(reader.pages)
+    except Exception as error:
+        raise CorruptPdfError(f"The PDF's page list is damaged ({_short(error)}). Re-save the file from a PDF "
+                              "viewer and upload the new copy.") from None
+    if count == 0:
+        raise CorruptPdfError("The PDF has no pages. Download it again and upload the new copy.")
+    if count > limits.max_pages:
+        raise TooLargeError(f"The PDF has {count} pages, over the limit of {limits.max_pages}. "
+                            "Split it into parts or raise the max_pages setting.")
+    labels = _declared_labels(reader)
+    started = time.monotonic()
+    pages: list[RawPage] = []
+    total_chars = 0
+    for index in range(count):
+        try:
+            text = reader.pages[index].extract_text() or ""
+        except Exception as error:  # one damaged page should not lose the whole document
+            log.warning("Page %d could not be read (%s); indexed as empty", index + 1, _short(error))
+            text = ""
+        total_chars += len(text)
+        if total_chars > limits.max_chars:
+            raise TooLargeError(f"The PDF holds more than {limits.max_chars:,} characters of text, over the limit. "
+                                "Split it into parts or raise the max_chars setting.")
+        if time.monotonic() - started > limits.max_seconds:
+            raise TooLargeError(f"Reading the PDF took longer than {limits.max_seconds:.0f} s, the limit for one "
+                                "document. Split it into parts or raise max_seconds_per_document.")
+        label = labels[index] if labels and index < len(labels) else None
+        pages.append(RawPage(number=index + 1, label=label, text=text))
+        if on_page:
+            on_page(index + 1, count)
+    if sum(len(p.text.strip()) for p in pages) < MIN_CHARS_PER_PAGE * max(1, min(count, 4)):
+        raise NoTextError("No text could be extracted from this PDF: it is probably a scan (pictures of pages). "
+                          "Run it through OCR first (for example `ocrmypdf in.pdf out.pdf`) and upload the result.")
+    return RawDocument(pages=pages, metadata_title=_metadata_title(reader))

@@ -1,0 +1,83 @@
+"""The records that pass between ingestion, the store, retrieval, the pipeline and the UI."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Chunk:
+    """One passage of a guideline, with where it came from."""
+
+    doc_id: str  # sha256 of the file bytes
+    file_name: str
+    title: str
+    page: int  # physical page, 1-based (what a PDF viewer jumps to)
+    page_label: str  # the number printed on the page (roman front matter, offsets)
+    section: str
+    chunk_index: int
+    char_start: int  # offsets into the cleaned text of that page
+    char_end: int
+    text: str
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.doc_id[:16]}-{self.chunk_index:05d}"
+
+    def metadata(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("text")
+        return data
+
+
+@dataclass
+class DocumentInfo:
+    """A document in the library, as the store's registry holds it."""
+
+    doc_id: str
+    file_name: str
+    title: str
+    pages: int
+    chunks: int
+    added: str  # ISO time, UTC
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Evidence:
+    """A retrieved passage, numbered as the prompt and the answer cite it."""
+
+    number: int
+    doc_id: str
+    file: str
+    title: str
+    page: int
+    page_label: str
+    section: str
+    score: float
+    text: str
+    chunk_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What the pipeline returns for one question."""
+
+    question: str
+    text: str
+    evidence: list[Evidence]
+    covered: bool  # False when the guidelines do not cover the question
+    cited: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    retrieval_query: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["evidence"] = [e.as_dict() for e in self.evidence]
+        return data
