@@ -19,7 +19,7 @@ from .chunking import units
 from .config import Settings
 from .errors import QuestionError
 from .generator import Generator
-from .prompts import answer_messages
+from .prompts import answer_messages, looks_like_injection
 from .records import Answer, Evidence
 from .retriever import Retriever, retrieval_query
 
@@ -76,6 +76,23 @@ def unsupported_figures(summary: str, evidence: list[Evidence]) -> list[str]:
     return sorted(f"{number} {unit}" for number, unit in _figures(summary) - known)
 
 
+_TERM = re.compile(r"[a-z0-9]+")
+_COMMON = set("""the and for with what which when where does should than from that this into have has are was
+were who how why can may not any all per its their there about after before over under between a an of to in
+on is be it or by as at if do""".split())
+
+
+def _stems(text: str) -> set[str]:
+    """Crude stems (first five letters) of content words: "repeated" and "repeat" match."""
+    return {word[:5] for word in _TERM.findall(text.lower()) if word not in _COMMON and len(word) > 1}
+
+
+def term_overlap(query: str, sentence: str) -> float:
+    """Share of the query's content words that the sentence contains."""
+    wanted = _stems(query)
+    return len(wanted & _stems(sentence)) / len(wanted) if wanted else 0.0
+
+
 class Pipeline:
     def __init__(self, settings: Settings, retriever: Retriever, generator: Generator) -> None:
         self.settings = settings
@@ -87,6 +104,8 @@ class Pipeline:
         query = retrieval_query(question, previous_questions, self.settings.history_turns)
         started = time.perf_counter()
         evidence = self.retriever.search(query, top_k, doc_ids)
+        for item in evidence:
+            item.withheld = looks_like_injection(item.text)
         return query, evidence, (time.perf_counter() - started) * 1000
 
     def is_covered(self, evidence: list[Evidence]) -> bool:
@@ -95,7 +114,7 @@ class Pipeline:
     def quotes(self, query: str, evidence: list[Evidence], count: int) -> list[tuple[int, str]]:
         """The sentences of the top passages nearest to the query, as (evidence number, sentence)."""
         candidates: list[tuple[int, str]] = []
-        for item in evidence[:3]:
+        for item in [e for e in evidence if not e.withheld][:3]:
             for start, end, heading in units(item.text):
                 sentence = re.sub(r"\s+", " ", item.text[start:end]).strip()
                 if not heading and len(sentence) >= 25:
@@ -105,7 +124,8 @@ class Pipeline:
         encoder = self.retriever.encoder
         vectors = encoder.encode([query] + [sentence for _, sentence in candidates])
         similarity = vectors[1:] @ vectors[0]
-        best = np.argsort(-similarity)[:count]
+        overlap = np.array([term_overlap(query, sentence) for _, sentence in candidates])
+        best = np.argsort(-(similarity + 0.5 * overlap))[:count]
         return [candidates[i] for i in sorted(best)]
 
     def ask_stream(self, question: str, history: list[tuple[str, str]] | None = None, top_k: int | None = None,
@@ -139,7 +159,15 @@ class Pipeline:
         answer.text = wording
         yield answer  # the verbatim wording is ready before the model writes a word
 
-        messages = answer_messages(question, evidence, history)
+        usable = [item for item in evidence if not item.withheld]
+        if not usable:
+            answer.text = ("The passages found contain text that addresses the assistant with instructions, so they "
+                           "were withheld from the model. Read them in the evidence panel, and check the source "
+                           "document.")
+            answer.timings["total_s"] = round(time.perf_counter() - started, 3)
+            yield answer
+            return
+        messages = answer_messages(question, usable, history)
         pieces: list[str] = []
         first_token = None
         generation_started = time.perf_counter()
@@ -154,7 +182,7 @@ class Pipeline:
         summary = drop_unknown_citations("".join(pieces), len(evidence)).strip()
         new_tokens = len(self.generator.tokenizer(summary, add_special_tokens=False)["input_ids"])
         text = wording + summary_head + summary
-        unsupported = unsupported_figures(summary, evidence)
+        unsupported = unsupported_figures(summary, usable)
         if unsupported:
             text += ("\n\nCaution: the summary mentions " + ", ".join(unsupported) + ", not found in the "
                      "retrieved evidence. Rely on the guideline wording above.")

@@ -59,6 +59,7 @@ class Evidence:
     score: float
     text: str
     chunk_id: str = ""
+    withheld: bool = False  # holds instruction-like text: shown to the user, never given to the model
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,7 +25,7 @@ def is_follow_up(question: str) -> bool:
     """Heuristic: the question leans on an earlier one for its topic."""
     words = re.findall(r"[A-Za-z0-9']+", question.lower())
     content = [word for word in words if word not in _STOPWORDS]
-    return bool(_FOLLOW_UP_OPENERS.match(question.strip())) or len(content) <= 3
+    return bool(_FOLLOW_UP_OPENERS.match(question.strip())) or len(content) <= 2
 
 
 def retrieval_query(question: str, previous_questions: list[str], turns: int = 2) -> str:

