@@ -37,6 +37,7 @@ class Settings:
     adapter_path: str = ""  # a LoRA adapter folder to apply on the generator
     checkpoint: str = ""  # a trainer checkpoint folder (adapter + retriever); overrides the two above
     device: str = "auto"  # auto | cpu | cuda
+    model_cache: str = ""  # where the converted generator is kept; empty = <data_dir>/models
 
     # Ingestion
     chunk_tokens: int = 200  # chunk size in the encoder's own tokens
@@ -64,7 +65,6 @@ class Settings:
     concurrency_limit: int = 2
     auth_user: str = ""
     auth_password: str = ""
-    log_questions: bool = False  # questions may hold patient data: not written to disk unless asked
 
     @property
     def files_dir(self) -> Path:
@@ -76,7 +76,7 @@ class Settings:
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.data_dir / "models"
+        return Path(self.model_cache) if str(self.model_cache) else self.data_dir / "models"
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)

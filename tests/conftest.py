@@ -16,6 +16,7 @@ from assistant.models import load_encoder  # noqa: E402
 
 REALWORLD = ROOT.parent / "shared" / "realworld" / "pdfs"
 ACCEPTANCE = ROOT.parent / "shared" / "acceptance"
+MODEL_CACHE = ROOT / ".cache" / "models"  # the converted generator, shared by tests and test apps
 
 
 @pytest.fixture(scope="session")

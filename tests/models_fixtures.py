@@ -43,5 +43,7 @@ def real_generator(tmp_path_factory):
     from assistant.config import load_settings
     from assistant.generator import Generator
 
-    settings = load_settings(env={}, data_dir=tmp_path_factory.mktemp("models-data"))
+    from conftest import MODEL_CACHE
+
+    settings = load_settings(env={}, data_dir=tmp_path_factory.mktemp("models-data"), model_cache=str(MODEL_CACHE))
     return Generator.load(settings)

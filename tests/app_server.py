@@ -1,0 +1,53 @@
+"""Start the real app (`python app.py`) on a free local port for API and browser tests."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, **settings: str):
+    """Yield the URL of a freshly started app; stop it afterwards."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "GRADIO_", "CHROMA_"))}
+    env.update({"ASSISTANT_DATA_DIR": str(data_dir), "ASSISTANT_MODEL_CACHE": str(model_cache),
+                "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+                "ASSISTANT_INDEX_SAMPLES_ON_START": "false"})
+    env.update({f"ASSISTANT_{k.upper()}": str(v) for k, v in settings.items()})
+    log = open(data_dir.parent / f"app-{port}.log", "w")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"app exited with {process.returncode}; see {log.name}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"app did not answer within {timeout} s; see {log.name}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

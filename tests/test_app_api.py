@@ -1,0 +1,64 @@
+"""The app's named API endpoints, through gradio_client against the real app on a local port."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from gradio_client import Client, handle_file
+
+from app_server import running_app
+from conftest import MODEL_CACHE
+from pdfs import GUIDELINE_PAGES, make_pdf
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    data = tmp_path_factory.mktemp("app") / "data"
+    data.mkdir()
+    with running_app(data, MODEL_CACHE) as url:
+        yield Client(url, verbose=False)
+
+
+def _write(tmp_path, name, pages, **kwargs):
+    path = tmp_path / name
+    path.write_bytes(make_pdf(pages, **kwargs))
+    return str(path)
+
+
+def test_upload_ask_list_delete(client, tmp_path):
+    pdf = _write(tmp_path, "anaphylaxis-protocol.pdf", GUIDELINE_PAGES, title="Anaphylaxis protocol")
+    status = client.predict(handle_file(pdf), api_name="/upload")
+    assert status["status"] == "indexed" and status["file"] == "anaphylaxis-protocol.pdf" and status["chunks"] > 0
+    again = client.predict(handle_file(pdf), api_name="/upload")
+    assert again["status"] == "already indexed"
+
+    answer, payload = client.predict("After how many minutes can IM adrenaline be repeated?", 3, api_name="/ask")
+    payload = payload if isinstance(payload, dict) else json.loads(payload)
+    assert payload["covered"] and "5 minutes" in answer
+    top = payload["evidence"][0]
+    assert top["file"] == "anaphylaxis-protocol.pdf" and top["page"] == 2 and "5 minutes" in top["text"]
+    assert len(payload["evidence"]) == 3 and "supports, and does not replace" in payload["disclaimer"]
+
+    documents = client.predict(api_name="/documents")
+    assert [d["file_name"] for d in documents] == ["anaphylaxis-protocol.pdf"]
+    assert documents[0]["pages"] == 4
+
+    assert client.predict("anaphylaxis-protocol.pdf", api_name="/delete")["deleted"] is True
+    assert client.predict(api_name="/documents") == []
+    _, payload = client.predict("After how many minutes can IM adrenaline be repeated?", 3, api_name="/ask")
+    assert payload["evidence"] == [] and not payload["covered"]
+
+
+def test_bad_upload_is_refused_with_a_reason(client, tmp_path):
+    fake = tmp_path / "guideline.pdf"
+    fake.write_text("<html><body>Sign in to download</body></html>")
+    status = client.predict(handle_file(str(fake)), api_name="/upload")
+    assert status["status"] == "refused" and "not a PDF" in status["message"]
+    assert all(d["file_name"] != "guideline.pdf" for d in client.predict(api_name="/documents"))
+
+
+def test_empty_question_gets_a_clear_error(client):
+    with pytest.raises(Exception, match="type a question"):
+        client.predict("   ", 5, api_name="/ask")
