@@ -140,6 +140,8 @@ def _converted_is_valid(folder: Path) -> bool:
         return False
     try:
         expected = json.loads(marker.read_text())
+        if "quantization_config" in json.loads((folder / "config.json").read_text()):
+            return False  # an older conversion kept the GGUF marker, which blocks bitsandbytes (nf4/int8)
         weights = folder / "model.safetensors"
         return weights.is_file() and weights.stat().st_size == expected.get("weights_bytes")
     except (OSError, ValueError):
@@ -167,8 +169,13 @@ def convert_packaged_generator(cache_dir: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=GGUF_FILE)
     gguf_model = AutoModelForCausalLM.from_pretrained(package, gguf_file=GGUF_FILE)
-    # The GGUF-loaded model cannot be saved as is; a fresh model from its config can.
-    fresh = AutoModelForCausalLM.from_config(gguf_model.config)
+    # The GGUF-loaded model cannot be saved as is; a fresh model from its config can. The config's
+    # GGUF quantization marker is dropped: the weights are plain float32 now, and transformers refuses
+    # a bitsandbytes config (precision nf4/int8) on a model whose config names another quantization.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = AutoModelForCausalLM.from_config(config)
     fresh.load_state_dict(gguf_model.state_dict())
     fresh.save_pretrained(staging)
     tokenizer.save_pretrained(staging)

@@ -42,7 +42,6 @@ from reportlab.platypus import (
     Flowable,
     Frame,
     FrameBreak,
-    KeepTogether,
     NextPageTemplate,
     PageBreak,
     PageTemplate,
@@ -80,6 +79,7 @@ GUTTER = 8 * mm
 TEXT_W = PAGE_W - 2 * MARGIN_X
 TEXT_H = PAGE_H - MARGIN_TOP - MARGIN_BOTTOM
 COLUMN_W = (TEXT_W - GUTTER) / 2
+WHOLE_TABLE_MAX = TEXT_H / 3  # tables up to this height are never split
 
 # Colours.
 INK = colors.HexColor("#1a1a1a")
@@ -453,14 +453,15 @@ def word_widths(text: str, font: str, bold_font: str, size: float) -> list[float
     return widths
 
 
-def column_widths(rows: list[list[str]], avail: float, size: float, pad: float) -> list[float] | None:
+def column_widths(rows: list[list[str]], avail: float, size: float, pad: float,
+                  ascii_only: bool = False) -> list[float] | None:
     """Column widths that fit ``avail`` without breaking words, or None if impossible."""
     ncols = len(rows[0])
     minimum = [0.0] * ncols
     natural = [0.0] * ncols
     for r, row in enumerate(rows):
         for c, cell in enumerate(row):
-            text = plain_text(cell)
+            text = plain_text(cell, ascii_only)
             face = FONT_BOLD if r == 0 else FONT
             widths = word_widths(text, face, FONT_BOLD, size) or [0.0]
             space = stringWidth(" ", face, size)
@@ -498,6 +499,21 @@ def share_widths(minimum: list[float], natural: list[float], avail: float) -> li
     return [float(w) for w in widths]
 
 
+class GuidelineTable(Table):
+    """A Table that can be marked ``keep_whole``: it then moves to the next
+    column or page instead of splitting.
+
+    Unlike wrapping it in KeepTogether, this still lets a preceding heading's
+    keepWithNext pull the heading along with it.
+    """
+
+    keep_whole = False
+
+    def split(self, availWidth: float, availHeight: float) -> list[Flowable]:
+        """Split by rows (repeating the header) unless the table is kept whole."""
+        return [] if self.keep_whole else super().split(availWidth, availHeight)
+
+
 def table_flowable(rows: list[list[str]], avail: float, styles: dict[str, ParagraphStyle],
                    ascii_only: bool) -> Flowable:
     """A grid table with a shaded header row and wrapped Paragraph cells."""
@@ -505,7 +521,7 @@ def table_flowable(rows: list[list[str]], avail: float, styles: dict[str, Paragr
     cell, head = styles["cell"], styles["cell_head"]
     widths = None
     for size in (cell.fontSize, cell.fontSize - 0.7, cell.fontSize - 1.4):
-        widths = column_widths(rows, avail, size, pad)
+        widths = column_widths(rows, avail, size, pad, ascii_only)
         if widths:
             break
     if widths is None:
@@ -519,8 +535,8 @@ def table_flowable(rows: list[list[str]], avail: float, styles: dict[str, Paragr
         [Paragraph(markup(text, ascii_only), head if r == 0 else cell) for text in row]
         for r, row in enumerate(rows)
     ]
-    table = Table(data, colWidths=widths, repeatRows=1, hAlign="LEFT",
-                  spaceBefore=4, spaceAfter=8)
+    table = GuidelineTable(data, colWidths=widths, repeatRows=1, hAlign="LEFT",
+                           spaceBefore=4, spaceAfter=8)
     table.setStyle(TableStyle([
         ("GRID", (0, 0), (-1, -1), 0.5, RULE),
         ("BACKGROUND", (0, 0), (-1, 0), HEADER_FILL),
@@ -532,7 +548,8 @@ def table_flowable(rows: list[list[str]], avail: float, styles: dict[str, Paragr
     ]))
     # Short tables move as a whole rather than splitting; long ones split by row
     # and repeat their header.
-    return KeepTogether([table]) if len(rows) <= 10 else table
+    table.keep_whole = measure(table, avail) <= WHOLE_TABLE_MAX
+    return table
 
 
 # --------------------------------------------------------------------------- flowables
@@ -619,7 +636,7 @@ def guard_headings(flow: list[Flowable], width: float) -> list[Flowable]:
         while j < len(flow) and keeps_with_next(flow[j]):
             j += 1
         group, nxt = flow[i:j], (flow[j] if j < len(flow) else None)
-        splittable = nxt is not None and not isinstance(nxt, KeepTogether)
+        splittable = nxt is not None and not getattr(nxt, "keep_whole", False)
         if splittable and measure(nxt, width) > 0.25 * TEXT_H:
             for head in group:
                 head.style = ParagraphStyle(head.style.name + "_free", parent=head.style,
