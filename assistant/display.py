@@ -8,12 +8,14 @@ from __future__ import annotations
 import html
 import re
 
+from .chunking import is_heading
 from .records import Answer, DocumentInfo, Evidence
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]{2,}")
 _STOPWORDS = set("""the and for with what which when where does should than from that this into have has
 are was were who how why can may not any all per its their there about after before over under between
 patient patients adult adults give given use used""".split())
+_LIST_ITEM = re.compile(r"^\s*(?:[•▪●◦‣∙·*–—-]|\d{1,2}[.)]\s|\(?[a-z][.)]\s)")
 _MARKDOWN_ACTIVE = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
 
@@ -27,9 +29,24 @@ def question_terms(question: str) -> list[str]:
     return sorted(terms, key=len, reverse=True)
 
 
+def reflow(text: str) -> str:
+    """Join the lines of a paragraph that the PDF broke for width; keep breaks before headings and list items."""
+    lines = text.split("\n")
+    out = lines[:1]
+    for line in lines[1:]:
+        previous = out[-1]
+        keep_break = is_heading(line) or is_heading(previous) or _LIST_ITEM.match(line) or \
+            previous.rstrip().endswith(":")
+        if keep_break:
+            out.append(line)
+        else:
+            out[-1] = f"{previous} {line}"
+    return "\n".join(out)
+
+
 def highlight(text: str, terms: list[str]) -> str:
-    """Escaped passage text with the question's terms wrapped in <mark>."""
-    escaped = html.escape(text)
+    """Escaped, reflowed passage text with the question's terms wrapped in <mark>."""
+    escaped = html.escape(reflow(text))
     if not terms:
         return escaped
     pattern = re.compile(r"\b(" + "|".join(re.escape(html.escape(t)) for t in terms) + r")", re.I)

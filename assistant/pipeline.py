@@ -93,6 +93,11 @@ def term_overlap(query: str, sentence: str) -> float:
     return len(wanted & _stems(sentence)) / len(wanted) if wanted else 0.0
 
 
+def choice_query(question: str, options: dict[str, str]) -> str:
+    """The retrieval query of multiple-choice mode (the stem and every option); the trainer uses it too."""
+    return question + "\n" + "\n".join(options.values())
+
+
 class Pipeline:
     def __init__(self, settings: Settings, retriever: Retriever, generator: Generator) -> None:
         self.settings = settings
@@ -125,7 +130,10 @@ class Pipeline:
         vectors = encoder.encode([query] + [sentence for _, sentence in candidates])
         similarity = vectors[1:] @ vectors[0]
         overlap = np.array([term_overlap(query, sentence) for _, sentence in candidates])
-        best = np.argsort(-(similarity + 0.5 * overlap))[:count]
+        # a sentence cut off by the end of a page or passage reads badly as a quote
+        complete = np.array([0.0 if sentence.endswith((".", "!", "?", ":", ";", ")")) else -0.15
+                             for _, sentence in candidates])
+        best = np.argsort(-(similarity + 0.5 * overlap + complete))[:count]
         return [candidates[i] for i in sorted(best)]
 
     def ask_stream(self, question: str, history: list[tuple[str, str]] | None = None, top_k: int | None = None,
@@ -207,7 +215,6 @@ class Pipeline:
                evidence: list[Evidence] | None = None) -> tuple[str, dict[str, float], list[Evidence]]:
         """Multiple-choice mode: retrieve (unless evidence is given), then score each option."""
         if evidence is None:
-            query = question + "\n" + "\n".join(options.values())
-            evidence = self.retriever.search(query, top_k or self.settings.top_k)
+            evidence = self.retriever.search(choice_query(question, options), top_k or self.settings.top_k)
         letter, scores = self.generator.score_options(question, options, evidence)
         return letter, scores, evidence

@@ -256,6 +256,7 @@ def build_ui(assistant: Assistant, startup: StartupState | None = None) -> gr.Bl
             return startup.message, gr.Timer(active=not startup.done), documents_rows(library.documents()), \
                 gr.update(choices=doc_choices()), gr.update(choices=doc_choices())
         timer.tick(poll, None, [status, timer, documents, to_delete, restrict], api_visibility="private")
+        demo.load(poll, None, [status, timer, documents, to_delete, restrict], api_visibility="private")
 
         api_buttons[0].click(api_ask, [api_question, api_top_k], [api_answer, api_evidence], api_name="ask",
                              concurrency_id="answer")
