@@ -47,6 +47,8 @@ class Settings:
     max_pages: int = 2000
     max_chars: int = 20_000_000  # extracted characters per document
     max_seconds_per_document: float = 600.0
+    isolate_parsing: bool = True  # read PDFs in a worker process with a deadline and a memory ceiling
+    max_parse_memory_mb: int = 2048  # address-space limit of that worker
     index_samples_on_start: bool = True
     guidelines_dir: Path = PROJECT_DIR / "guidelines"
 
@@ -56,7 +58,7 @@ class Settings:
     history_turns: int = 2  # earlier user turns folded into the retrieval query
     max_new_tokens: int = 160
     temperature: float = 0.0
-    quote_sentences: int = 2  # verbatim guideline sentences appended to each answer
+    quote_sentences: int = 3  # verbatim guideline sentences that open each answer
     max_question_chars: int = 4000
 
     # Serving
@@ -105,7 +107,11 @@ def _coerce(name: str, raw: Any, kind: Any) -> Any:
             if text in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(raw)
+        if isinstance(raw, bool) and kind in (int, "int", float, "float"):
+            raise ValueError(raw)  # int(True) is 1: a TOML `true` is not a number
         if kind in (int, "int"):
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)  # int(2.5) would silently drop the fraction
             return int(raw)
         if kind in (float, "float"):
             return float(raw)
@@ -124,27 +130,34 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
     kinds = {f.name: f.type for f in fields(Settings)}
     values: dict[str, Any] = {}
 
-    path = config_file or env.get("ASSISTANT_CONFIG") or (Path.cwd() / "assistant.toml")
-    path = Path(path)
+    named = config_file or env.get("ASSISTANT_CONFIG")
+    path = Path(named or Path.cwd() / "assistant.toml")
     if path.is_file():
-        with path.open("rb") as handle:
-            table = tomllib.load(handle)
+        try:
+            with path.open("rb") as handle:
+                table = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"Settings file {path} is not valid TOML: {error}.") from None
         table = table.get("assistant", table)
         for key, raw in table.items():
             if key not in kinds:
                 raise ValueError(f"Unknown setting {key!r} in {path}. Known settings: {', '.join(sorted(kinds))}.")
             values[key] = _coerce(key, raw, kinds[key])
         log.info("Settings read from %s", path)
-    elif config_file:
+    elif named:
         raise FileNotFoundError(f"Settings file {path} does not exist.")
 
+    # The other tools' names first, so this app's own ASSISTANT_* name wins when both are set.
+    for var, name in _ALIASES.items():
+        if env.get(var):
+            values[name] = _coerce(var, env[var], kinds[name])
     for name, kind in kinds.items():
         raw = env.get(f"ASSISTANT_{name.upper()}")
         if raw is not None:
             values[name] = _coerce(f"ASSISTANT_{name.upper()}", raw, kind)
-    for var, name in _ALIASES.items():
-        if env.get(var):
-            values[name] = _coerce(var, env[var], kinds[name])
+    known = {f"ASSISTANT_{name.upper()}" for name in kinds} | {"ASSISTANT_CONFIG"}
+    for var in sorted(v for v in env if v.startswith("ASSISTANT_") and v not in known):
+        log.warning("Ignoring the environment variable %s: there is no setting of that name.", var)
 
     for name, raw in overrides.items():
         if name not in kinds:
@@ -162,3 +175,10 @@ def _validate(settings: Settings) -> None:
         raise ValueError("chunk_overlap must be at least 0 and smaller than chunk_tokens.")
     if settings.top_k < 1:
         raise ValueError("top_k must be at least 1.")
+    for name in ("chroma_port", "server_port"):
+        if not 1 <= getattr(settings, name) <= 65535:
+            raise ValueError(f"{name} must be a port number from 1 to 65535 (got {getattr(settings, name)}).")
+    for name in ("chunk_tokens", "embed_batch_size", "max_file_mb", "max_pages", "max_chars",
+                 "max_seconds_per_document"):
+        if getattr(settings, name) <= 0:
+            raise ValueError(f"{name} must be greater than 0 (got {getattr(settings, name)}).")

@@ -24,7 +24,8 @@ from .cleaning import clean_pages, guess_title
 from .config import Settings
 from .errors import DocumentError
 from .models import Encoder
-from .pdf_reader import Limits, read_pdf
+from .isolation import shared_reader
+from .pdf_reader import Limits, RawDocument, check_bytes, read_pdf
 from .records import Chunk, DocumentInfo
 from .store import GuidelineStore
 
@@ -72,11 +73,16 @@ def embedding_text(chunk: Chunk) -> str:
 
 
 def parse_pdf(data: bytes, file_name: str, encoder: Encoder, settings: Settings,
-              on_page: Callable[[int, int], None] | None = None) -> tuple[DocumentInfo, list[Chunk]]:
-    """Everything short of writing: validate, extract, clean, chunk. Raises DocumentError."""
+              on_page: Callable[[int, int], None] | None = None,
+              reader: Callable[..., RawDocument] = read_pdf) -> tuple[DocumentInfo, list[Chunk]]:
+    """Everything short of writing: validate, extract, clean, chunk. Raises DocumentError.
+
+    `reader` extracts the pages; the library passes an isolated worker's reader (assistant.isolation).
+    """
     limits = Limits(max_bytes=int(settings.max_file_mb * 1e6), max_pages=settings.max_pages,
                     max_chars=settings.max_chars, max_seconds=settings.max_seconds_per_document)
-    raw = read_pdf(data, limits, on_page=on_page)
+    check_bytes(data, limits)  # cheap refusals without a round trip to the worker
+    raw = reader(data, limits, on_page=on_page)
     pages = clean_pages(raw.pages)
     doc_id = hashlib.sha256(data).hexdigest()
     title = guess_title(pages, raw.metadata_title, file_name)
@@ -107,6 +113,7 @@ class Library:
         self.encoder = encoder
         self.store = store
         self._write_lock = threading.Lock()  # check-then-write must not interleave (same file twice)
+        self._reader = shared_reader(settings.max_parse_memory_mb).read if settings.isolate_parsing else read_pdf
         settings.files_dir.mkdir(parents=True, exist_ok=True)
 
     def file_path(self, doc_id: str) -> Path:
@@ -125,7 +132,8 @@ class Library:
                                 existing.pages, existing.chunks, round(time.perf_counter() - started, 2))
         try:
             info, chunks = parse_pdf(data, name, self.encoder, self.settings,
-                                     on_page=lambda i, n: report(0.5 * i / n, f"Reading page {i} of {n}"))
+                                     on_page=lambda i, n: report(0.5 * i / n, f"Reading page {i} of {n}"),
+                                     reader=self._reader)
             report(0.5, f"Embedding {len(chunks)} passages")
             vectors = self._embed(chunks, lambda done: report(0.5 + 0.45 * done / len(chunks),
                                                                 f"Embedded {done} of {len(chunks)} passages"))
@@ -171,12 +179,20 @@ class Library:
         import numpy as np
 
         texts = [embedding_text(chunk) for chunk in chunks]
+        # Longest first over the whole document, as one encode call would order them: batches of like
+        # lengths pad far less than batches in page order (a fifth fewer tokens on real guidelines).
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         batch = self.settings.embed_batch_size * 4
         parts = []
-        for start in range(0, len(texts), batch):
-            parts.append(self.encoder.encode(texts[start:start + batch], self.settings.embed_batch_size))
+        for start in range(0, len(order), batch):
+            rows = order[start:start + batch]
+            parts.append(self.encoder.encode([texts[i] for i in rows], self.settings.embed_batch_size))
             on_done(min(len(texts), start + batch))
-        return np.concatenate(parts)
+        if not parts:
+            return self.encoder.encode([])
+        vectors = np.empty_like(parts[0], shape=(len(texts), parts[0].shape[1]))
+        vectors[order] = np.concatenate(parts)
+        return vectors
 
     def _save_file(self, doc_id: str, data: bytes) -> None:
         """Keep the PDF (page previews, re-indexing), written atomically inside the data folder."""
