@@ -1,0 +1,107 @@
+"""Crashes, restarts, concurrent uploads, login: the library stays consistent and the app comes back."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+
+from app_server import ROOT, free_port, running_app
+from conftest import MODEL_CACHE
+from pdfs import GUIDELINE_PAGES, make_pdf
+
+
+def test_same_file_uploaded_twice_at_once_is_stored_once(library):
+    data = make_pdf(GUIDELINE_PAGES)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(library.add_bytes(data, "twice.pdf")))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.status for r in results) == ["already indexed", "indexed"]
+    assert len(library.documents()) == 1
+    assert library.store.count() == library.documents()[0].chunks
+
+
+@pytest.mark.slow
+def test_converted_model_cache_that_is_damaged_is_rebuilt(tmp_path):
+    from assistant.models import convert_packaged_generator
+
+    folder = convert_packaged_generator(tmp_path)
+    weights = folder / "model.safetensors"
+    with weights.open("r+b") as handle:  # a crash mid-copy, a full disk: the file is cut short
+        handle.truncate(weights.stat().st_size // 3)
+    rebuilt = convert_packaged_generator(tmp_path)
+    assert rebuilt == folder and weights.stat().st_size > 100_000_000
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(folder).num_parameters() > 100_000_000
+
+
+def _raw_counts(data_dir):
+    """Chunks in the collection versus chunks the registry promises, read without the app's recovery."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    client = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    names = [c.name if hasattr(c, "name") else c for c in client.list_collections()]
+    chunks = next(n for n in names if not n.endswith("-docs"))
+    registry = client.get_collection(f"{chunks}-docs").get(include=["metadatas"])
+    promised = sum(meta["chunks"] for meta in registry["metadatas"])
+    return client.get_collection(chunks).count(), promised, len(registry["ids"])
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_large_upload_leaves_a_consistent_library(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    big = tmp_path / "big-guideline.pdf"
+    big.write_bytes(make_pdf([GUIDELINE_PAGES[i % 4] + f" Page {i} adds detail." for i in range(600)]))
+    small = tmp_path / "small.pdf"
+    small.write_bytes(make_pdf(GUIDELINE_PAGES))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "GRADIO_"))}
+    env.update(ASSISTANT_DATA_DIR=str(data_dir), ASSISTANT_MODEL_CACHE=str(MODEL_CACHE),
+               ASSISTANT_INDEX_SAMPLES_ON_START="false", GRADIO_SERVER_PORT=str(port))
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "app did not start"
+                time.sleep(1)
+        assert client.predict(handle_file(str(small)), api_name="/upload")["status"] == "indexed"
+        client.submit(handle_file(str(big)), api_name="/upload")
+        time.sleep(8)  # well into reading, embedding or writing the 600 pages
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+    with running_app(data_dir, MODEL_CACHE) as url:  # restarts normally, recovering the store
+        documents = Client(url, verbose=False).predict(api_name="/documents")
+        names = {d["file_name"] for d in documents}
+        assert "small.pdf" in names
+    stored, promised, registered = _raw_counts(data_dir)
+    assert stored == promised and registered == len(documents)  # the big one fully present or fully absent
+
+
+@pytest.mark.slow
+def test_login_protects_the_ui_and_the_api(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with running_app(data_dir, MODEL_CACHE, auth_user="clinician", auth_password="s3cret-pass") as url:
+        with pytest.raises(Exception):
+            Client(url, verbose=False).predict(api_name="/documents")
+        authed = Client(url, auth=("clinician", "s3cret-pass"), verbose=False)
+        assert authed.predict(api_name="/documents") == []
