@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from .service import build
 
     assistant = build(config_file=args.config)
-    if not assistant.library.documents():
-        assistant.library.add_folder_if_empty(assistant.settings.guidelines_dir)
+    assistant.library.prepare(assistant.settings.guidelines_dir, assistant.settings.index_samples_on_start)
     try:
         answer = None
         printed = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import json
 import logging
 import re
 import sys
@@ -152,11 +153,11 @@ class Library:
                                     doc_id, info.title, info.pages, info.chunks,
                                     round(time.perf_counter() - started, 2))
             older = self.store.find_by_name(name)
-            self._save_file(doc_id, data)
+            self._save_file(doc_id, data, name)
             try:
                 self.store.add_document(info, chunks, vectors)
             except BaseException:
-                self.file_path(doc_id).unlink(missing_ok=True)
+                self._remove_file(doc_id)
                 raise
             for old in older:
                 self.delete(old.doc_id)
@@ -194,19 +195,39 @@ class Library:
         vectors[order] = np.concatenate(parts)
         return vectors
 
-    def _save_file(self, doc_id: str, data: bytes) -> None:
-        """Keep the PDF (page previews, re-indexing), written atomically inside the data folder."""
+    def _save_file(self, doc_id: str, data: bytes, file_name: str) -> None:
+        """Keep the PDF (page previews, re-indexing) and its name, written atomically in the data folder."""
         target = self.file_path(doc_id)
         staging = target.with_suffix(".part")
         staging.write_bytes(data)
         staging.replace(target)
+        manifest = target.with_suffix(".json")
+        staging = target.with_suffix(".json.part")
+        staging.write_text(json.dumps({"file_name": file_name}))
+        staging.replace(manifest)
+
+    def _remove_file(self, doc_id: str) -> None:
+        self.file_path(doc_id).unlink(missing_ok=True)
+        self.file_path(doc_id).with_suffix(".json").unlink(missing_ok=True)
+
+    def stored_files(self) -> dict[str, str]:
+        """Every PDF kept in the data folder: document id -> file name."""
+        stored = {}
+        for manifest in sorted(self.settings.files_dir.glob("*.json")):
+            pdf = manifest.with_suffix(".pdf")
+            if pdf.is_file():
+                try:
+                    stored[manifest.stem] = json.loads(manifest.read_text())["file_name"]
+                except (OSError, ValueError, KeyError):
+                    log.warning("Unreadable manifest %s; its PDF is not re-indexed", manifest)
+        return stored
 
     def delete(self, name_or_id: str) -> bool:
         """Delete by document id or file name; True when something was deleted."""
         matches = [info for info in self.store.list_documents() if name_or_id in (info.doc_id, info.file_name)]
         for info in matches:
             self.store.delete_document(info.doc_id)
-            self.file_path(info.doc_id).unlink(missing_ok=True)
+            self._remove_file(info.doc_id)
             log.info("Deleted %s", info.file_name)
         return bool(matches)
 
@@ -214,27 +235,36 @@ class Library:
         return self.store.list_documents()
 
     def reindex_all(self, progress: Progress | None = None) -> list[IngestResult]:
-        """Re-read every stored PDF into the current store (after a new encoder or chunk settings)."""
-        documents = self.documents()
+        """Re-read every stored PDF into the current store: after new chunk settings, or a new passage encoder
+        (whose collection version starts empty)."""
+        stored = self.stored_files()
+        for info in self.documents():
+            stored.setdefault(info.doc_id, info.file_name)
         results = []
-        for number, info in enumerate(documents, 1):
+        for number, (doc_id, file_name) in enumerate(sorted(stored.items(), key=lambda item: item[1]), 1):
             if progress:
-                progress((number - 1) / max(1, len(documents)), f"Re-indexing {info.file_name}")
-            path = self.file_path(info.doc_id)
+                progress((number - 1) / max(1, len(stored)), f"Re-indexing {file_name}")
+            path = self.file_path(doc_id)
             if not path.is_file():
-                results.append(IngestResult(info.file_name, "refused", "The stored copy of this PDF is missing; "
+                results.append(IngestResult(file_name, "refused", "The stored copy of this PDF is missing; "
                                             "upload it again."))
                 continue
-            self.store.delete_document(info.doc_id)
-            result = self.add_bytes(path.read_bytes(), info.file_name)
-            results.append(result)
+            self.store.delete_document(doc_id)
+            results.append(self.add_bytes(path.read_bytes(), file_name))
         return results
 
-    def add_folder_if_empty(self, folder: Path, progress: Progress | None = None) -> list[IngestResult]:
-        """Index the sample guidelines on first start, when the library is empty."""
+    def prepare(self, samples: Path, seed_samples: bool = True, progress: Progress | None = None
+                ) -> list[IngestResult]:
+        """At start-up, fill an empty collection: from the PDFs already kept in the data folder (a new encoder
+        version), else from the sample guidelines (first start)."""
         if self.documents():
             return []
-        files = sorted(Path(folder).glob("*.pdf"))
+        if self.stored_files():
+            log.info("The collection %s is empty but the data folder holds PDFs: re-indexing them", self.store.name)
+            return self.reindex_all(progress)
+        if not seed_samples:
+            return []
+        files = sorted(Path(samples).glob("*.pdf"))
         results = []
         for number, path in enumerate(files, 1):
             if progress:

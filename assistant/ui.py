@@ -41,11 +41,12 @@ class StartupState:
     def run(self, assistant: Assistant) -> None:
         try:
             settings = assistant.settings
-            if settings.index_samples_on_start and not assistant.library.documents():
-                def progress(fraction: float, message: str) -> None:
-                    self.message = f"Indexing the sample guidelines ({fraction:.0%}): {message}"
-                results = assistant.library.add_folder_if_empty(settings.guidelines_dir, progress)
-                log.info("Indexed %d sample guidelines", sum(r.status == "indexed" for r in results))
+
+            def progress(fraction: float, message: str) -> None:
+                self.message = f"Preparing the library ({fraction:.0%}): {message}"
+            results = assistant.library.prepare(settings.guidelines_dir, settings.index_samples_on_start, progress)
+            if results:
+                log.info("Indexed %d documents at start-up", sum(r.status == "indexed" for r in results))
             self.message = "Loading the answer model..."
             _ = assistant.pipeline
             self.message = ""

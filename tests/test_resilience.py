@@ -105,3 +105,20 @@ def test_login_protects_the_ui_and_the_api(tmp_path):
             Client(url, verbose=False).predict(api_name="/documents")
         authed = Client(url, auth=("clinician", "s3cret-pass"), verbose=False)
         assert authed.predict(api_name="/documents") == []
+
+
+def test_a_new_encoder_version_is_filled_from_the_kept_pdfs(assistant, settings, encoder):
+    from assistant.ingest import Library
+    from assistant.store import GuidelineStore, make_client
+
+    first = assistant.library.add_bytes(make_pdf(GUIDELINE_PAGES), "kept.pdf")
+    assert first.status == "indexed"
+    # a checkpoint with a new passage encoder opens a new, empty collection version
+    fresh = GuidelineStore(make_client(settings), f"{settings.collection}-newencoder")
+    library = Library(settings, encoder, fresh)
+    assert library.documents() == []
+    results = library.prepare(settings.guidelines_dir, seed_samples=False)
+    assert [(r.file_name, r.status) for r in results] == [("kept.pdf", "indexed")]
+    assert [d.file_name for d in library.documents()] == ["kept.pdf"]
+    assert fresh.count() == first.chunks
+    assert library.prepare(settings.guidelines_dir) == []  # not empty any more: nothing to do
