@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+# The title must start with a capital: "2 tablets twice daily" is a wrapped sentence, not section 2.
 _NUMBERED_HEADING = re.compile(
-    r"^(?:(?:\d{1,2}(?:\.\d{1,2}){0,3})\.?|[A-Z]\.|(?:chapter|section|part|annex|appendix)\s+[\dA-Z]{1,3}[.:]?)"
-    r"\s+([A-Z][^\n]{1,90})$", re.I)
+    r"^(?:(?:\d{1,2}(?:\.\d{1,2}){0,3})\.?|[A-Z]\.|(?i:chapter|section|part|annex|appendix)\s+[\dA-Z]{1,3}[.:]?)"
+    r"\s+([A-Z][^\n]{1,90})$")
 _CAPS_HEADING = re.compile(r"^[A-Z][A-Z0-9 ,&/()'’:-]{3,70}$")
 _BULLET_START = re.compile(r"^(?:[•▪●◦‣∙·*–—-]|o\s|\(?[a-z0-9]{1,2}[.)]\s)")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[]?[A-Z0-9•])")
@@ -108,6 +109,19 @@ def _split_long(text: str, start: int, end: int, tokens: int, limit: int) -> lis
     return pieces
 
 
+def _fit(text: str, start: int, end: int, tokens: int, limit: int,
+         count_tokens: TokenCounter) -> list[tuple[int, int, int]]:
+    """(start, end, tokens) pieces of a unit, each within the limit. Pieces cut by characters can still
+    be over it (a run of "____" costs a token per character), so those are cut again."""
+    if tokens <= limit or end - start <= 1:
+        return [(start, end, tokens)]
+    pieces = _split_long(text, start, end, tokens, limit)
+    fitted: list[tuple[int, int, int]] = []
+    for (s, e), n in zip(pieces, count_tokens([text[s:e] for s, e in pieces])):
+        fitted.extend(_fit(text, s, e, n, limit, count_tokens))
+    return fitted
+
+
 def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
                section: str = "") -> tuple[list[Span], str]:
     """Chunk one page. Returns the spans and the section heading in force at the end of the page."""
@@ -116,9 +130,7 @@ def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
     sized: list[tuple[int, int, bool, int]] = []
     for (start, end, heading), tokens in zip(pieces, counts):
         if tokens > size and not heading:
-            sub = _split_long(text, start, end, tokens, size)
-            sub_counts = count_tokens([text[s:e] for s, e in sub])
-            sized.extend((s, e, False, n) for (s, e), n in zip(sub, sub_counts))
+            sized.extend((s, e, False, n) for s, e, n in _fit(text, start, end, tokens, size, count_tokens))
         else:
             sized.append((start, end, heading, tokens))
 

@@ -21,6 +21,8 @@ _LABEL_PATTERNS = [
     re.compile(r"^(\d{1,4})\s{2,}\S|\S\s{2,}(\d{1,4})$"),
 ]
 EDGE_LINES = 3
+LONG_KEY = 40  # boilerplate this long (download stamps) is dropped wherever it sits, not only at the edges
+_SPLIT_PAGE_OF = re.compile(r"(?i)\b(?:page\s+)?(?:\d{1,4}|[ivxlcdm]{1,7})\s*(?:of|/)$")
 
 
 @dataclass
@@ -63,8 +65,36 @@ def find_boilerplate(pages: list[list[str]]) -> set[str]:
         anywhere.update({_line_key(line) for line in non_empty})
     threshold = max(3, int(0.5 * len(pages) + 0.5))
     keys = {key for key, count in edge.items() if count >= threshold}
-    keys |= {key for key, count in anywhere.items() if count >= threshold and len(key) >= 40}
+    keys |= {key for key, count in anywhere.items() if count >= threshold and len(key) >= LONG_KEY}
     return keys
+
+
+def strip_boilerplate(lines: list[str], boilerplate: set[str]) -> list[str]:
+    """The non-empty lines of a page without its running headers and footers.
+
+    Short boilerplate ("12", "Page 3") is dropped only at the page edges, where it was found: the same
+    key inside the page is content (a dose alone on a table line); long stamps are dropped anywhere.
+    """
+    non_empty = [line for line in lines if line]
+    kept = []
+    for index, line in enumerate(non_empty):
+        key = _line_key(line)
+        at_edge = index < EDGE_LINES or index >= len(non_empty) - EDGE_LINES
+        if key in boilerplate and (at_edge or len(key) >= LONG_KEY):
+            continue
+        kept.append(line)
+    return kept
+
+
+def _join_split_page_numbers(lines: list[str]) -> list[str]:
+    """"Page 2 of" and "95" extracted as two lines -> "Page 2 of 95", so the total is not read as a label."""
+    joined: list[str] = []
+    for line in lines:
+        if joined and line.isdigit() and _SPLIT_PAGE_OF.search(joined[-1]):
+            joined[-1] = f"{joined[-1]} {line}"
+        else:
+            joined.append(line)
+    return joined
 
 
 def _label_candidate(line: str) -> str | None:
@@ -85,14 +115,16 @@ def read_printed_labels(pages: list[list[str]]) -> list[str | None]:
     """
     found: list[str | None] = []
     for lines in pages:
-        non_empty = [line for line in lines if line]
+        non_empty = _join_split_page_numbers([line for line in lines if line])
         edges = non_empty[-EDGE_LINES:][::-1] + non_empty[:EDGE_LINES]
         found.append(next((c for c in map(_label_candidate, edges) if c), None))
     offsets = Counter(int(label) - number for number, label in enumerate(found, 1)
                       if label and label.isdigit())
     if not offsets:
         return [label if label and not label.isdigit() else None for label in found]
-    offset, support = offsets.most_common(1)[0]
+    best, support = offsets.most_common(1)[0]
+    # numbers that never agree with one another (a page total, a dose) are not page numbers
+    offset = best if support >= 2 or sum(offsets.values()) == 1 else None
     labels: list[str | None] = []
     for number, label in enumerate(found, 1):
         if label and label.isdigit():
@@ -127,8 +159,7 @@ def clean_pages(raw_pages: list[RawPage]) -> list[CleanPage]:
     normalized = [normalize_text(page.text).split("\n") for page in raw_pages]
     boilerplate = find_boilerplate(normalized)
     printed = read_printed_labels(normalized)
-    bodies = ["\n".join(line for line in lines if line and _line_key(line) not in boilerplate)
-              for lines in normalized]
+    bodies = ["\n".join(strip_boilerplate(lines, boilerplate)) for lines in normalized]
     bodies = dehyphenate(bodies)
     cleaned = []
     for raw, text, printed_label in zip(raw_pages, bodies, printed):

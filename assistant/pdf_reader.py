@@ -1,6 +1,7 @@
 """PDF bytes -> raw page texts, refusing what cannot be indexed with a message that says what to do."""
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
@@ -21,6 +22,7 @@ _OTHER_FORMATS = [
     (b"GIF8", "a GIF image"),
     (b"{\\rtf", "an RTF document"),
 ]
+_REDO = "Download it again, or re-save it from a PDF viewer (or print it to PDF), and upload the new copy."
 MIN_CHARS_PER_PAGE = 25  # below this on average, the PDF is treated as scanned
 
 
@@ -45,14 +47,26 @@ class Limits:
     max_seconds: float
 
 
-def _describe_non_pdf(head: bytes) -> str:
+def _describe_non_pdf(head: bytes) -> str | None:
+    """What a non-PDF file really is, when that can be told from its first bytes."""
     for magic, name in _OTHER_FORMATS:
         if head.startswith(magic):
             return name
     stripped = head.lstrip().lower()
     if stripped.startswith((b"<!doctype html", b"<html")):
         return "a web page (HTML), perhaps a download or login page saved by mistake"
-    return "not a PDF"
+    try:  # an incremental decoder tolerates a character cut at the end of the head
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)
+    except UnicodeDecodeError:
+        return None
+    if text and all(ch.isprintable() or ch in "\t\r\n" for ch in text):
+        return "a plain text file"
+    return None
+
+
+def _megabytes(size: int) -> str:
+    """1.5 for 1,500,000 bytes; small limits keep their digits (0.002, not 0)."""
+    return f"{size / 1e6:.1f}" if size >= 1e6 else f"{size / 1e6:.2g}"
 
 
 def check_bytes(data: bytes, limits: Limits) -> None:
@@ -61,11 +75,12 @@ def check_bytes(data: bytes, limits: Limits) -> None:
         raise NotAPdfError("The file is empty (0 bytes). Save or download the PDF again and upload the new copy.")
     if len(data) > limits.max_bytes:
         raise TooLargeError(
-            f"The file is {len(data) / 1e6:.1f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB. "
+            f"The file is {_megabytes(len(data))} MB, over the limit of {_megabytes(limits.max_bytes)} MB. "
             "Split it into parts (for example by chapter) or raise the max_file_mb setting.")
     if b"%PDF-" not in data[:1024]:
         kind = _describe_non_pdf(data[:64])
-        raise NotAPdfError(f"This file is {kind}, not a PDF, even if its name ends in .pdf. "
+        what = f"This file is {kind}, not a PDF" if kind else "This file is not a PDF"
+        raise NotAPdfError(f"{what}, even if its name ends in .pdf. "
                            "Export or print the guideline to PDF and upload that file.")
 
 
@@ -78,7 +93,7 @@ def _open(data: bytes):
     except (PdfReadError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError,
             OSError, AssertionError) as error:
         raise CorruptPdfError(f"The PDF could not be read ({_short(error)}): it is damaged or incomplete. "
-                              "Download it again, or re-save it from a PDF viewer, and upload the new copy.") from None
+                              f"{_REDO}") from None
     if reader.is_encrypted:
         try:
             opened = reader.decrypt("")
@@ -93,7 +108,28 @@ def _open(data: bytes):
 
 def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:120]
+    return re.sub(r"[^\x20-\x7e]", "?", text[:120])  # parser messages may quote raw bytes of the file
+
+
+def _declared_page_count(reader) -> int | None:
+    try:
+        return int(reader.trailer["/Root"]["/Pages"]["/Count"])
+    except Exception:
+        return None
+
+
+def _check_contents(page) -> None:
+    """Raise when the page names a content stream that is missing (lost to damage): not a blank page."""
+    from pypdf.generic import ArrayObject, NullObject
+
+    if "/Contents" not in page:
+        return
+    contents = page["/Contents"]  # resolved: a dangling reference reads as None or a null object
+    parts = list(contents) if isinstance(contents, ArrayObject) else [contents]
+    for part in parts:
+        part = part.get_object() if part is not None else None
+        if part is None or isinstance(part, NullObject):
+            raise ValueError("its content stream is missing")
 
 
 def _declared_labels(reader) -> list[str] | None:
@@ -107,7 +143,8 @@ def _declared_labels(reader) -> list[str] | None:
 
 def _metadata_title(reader) -> str:
     try:
-        title = (reader.metadata or {}).get("/Title") or ""
+        # .title resolves indirect references; a dangling one gives None, not the text "None"
+        title = (reader.metadata.title if reader.metadata else None) or ""
     except Exception:
         return ""
     title = re.sub(r"\s+", " ", str(title)).strip()
@@ -123,10 +160,14 @@ def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | 
     try:
         count = len(reader.pages)
     except Exception as error:
-        raise CorruptPdfError(f"The PDF's page list is damaged ({_short(error)}). Re-save the file from a PDF "
-                              "viewer and upload the new copy.") from None
+        raise CorruptPdfError(f"The PDF's page list is damaged ({_short(error)}): the file is damaged or "
+                              f"incomplete. {_REDO}") from None
     if count == 0:
         raise CorruptPdfError("The PDF has no pages. Download it again and upload the new copy.")
+    declared = _declared_page_count(reader)
+    if declared is not None and declared != count:
+        raise CorruptPdfError(f"The PDF's page list is damaged: it declares {declared} pages but {count} could be "
+                              f"found, so the file is damaged or incomplete. {_REDO}")
     if count > limits.max_pages:
         raise TooLargeError(f"The PDF has {count} pages, over the limit of {limits.max_pages}. "
                             "Split it into parts or raise the max_pages setting.")
@@ -136,10 +177,12 @@ def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | 
     total_chars = 0
     for index in range(count):
         try:
-            text = reader.pages[index].extract_text() or ""
-        except Exception as error:  # one damaged page should not lose the whole document
-            log.warning("Page %d could not be read (%s); indexed as empty", index + 1, _short(error))
-            text = ""
+            page = reader.pages[index]
+            _check_contents(page)
+            text = page.extract_text() or ""
+        except Exception as error:  # indexing the rest would silently leave this page's guidance out
+            raise CorruptPdfError(f"Page {index + 1} of the PDF is damaged and could not be read "
+                                  f"({_short(error)}). {_REDO}") from None
         total_chars += len(text)
         if total_chars > limits.max_chars:
             raise TooLargeError(f"The PDF holds more than {limits.max_chars:,} characters of text, over the limit. "

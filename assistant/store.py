@@ -139,14 +139,12 @@ class GuidelineStore:
     def query(self, embedding: np.ndarray, k: int, doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
         """The k passages nearest to the embedding, from committed documents, best first."""
         committed = self._documents()
-        if doc_ids:
-            allowed = [d for d in doc_ids if d in committed]
-            if not allowed:
-                return []
-            where: dict[str, Any] | None = {"doc_id": allowed[0]} if len(allowed) == 1 else \
-                {"doc_id": {"$in": allowed}}
-        else:
-            where = None
+        # Always filter to committed documents: chunks of a document being written (thousands, for a long
+        # guideline) would otherwise fill the n_results and leave no place for the library's passages.
+        allowed = [d for d in doc_ids if d in committed] if doc_ids else list(committed)
+        if not allowed:
+            return []
+        where: dict[str, Any] = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
         available = self.count()
         if available == 0:
             return []

@@ -1,0 +1,94 @@
+"""The same library over a real Chroma server (`chroma run`) instead of the embedded store."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from assistant.config import load_settings
+from assistant.ingest import Library
+from assistant.store import GuidelineStore, make_client
+from pdfs import GUIDELINE_PAGES, make_pdf
+
+pytestmark = pytest.mark.slow
+
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A Chroma server on a free local port, persisting in a temporary folder; stopped afterwards."""
+    if not CHROMA.is_file():
+        pytest.skip(f"the chroma command is not installed at {CHROMA}")
+    port = free_port()
+    log = open(tmp_path / "chroma.log", "wb")
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    process = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
+                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"chroma run exited with {process.returncode}: "
+                                   f"{(tmp_path / 'chroma.log').read_text(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("chroma run did not answer within 60 s")
+            time.sleep(0.25)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+        log.close()
+
+
+def test_add_query_delete_through_a_chroma_server(chroma_server, tmp_path, encoder):
+    settings = load_settings(env={}, data_dir=tmp_path / "data", chroma_host="127.0.0.1", chroma_port=chroma_server,
+                             index_samples_on_start=False)
+    client = make_client(settings)
+    assert type(client).__name__ != "PersistentClient"
+    store = GuidelineStore(client, f"{settings.collection}-{encoder.fingerprint}")
+    library = Library(settings, encoder, store)
+
+    data = make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol")
+    result = library.add_bytes(data, "anaphylaxis.pdf")
+    assert result.status == "indexed", result.message
+    assert not (settings.chroma_dir).exists()  # nothing embedded: the chunks live in the server
+    assert library.file_path(result.doc_id).read_bytes() == data
+
+    query = encoder.encode(["How much adrenaline is given intramuscularly?"])[0]
+    hits = store.query(query, 3)
+    assert hits and hits[0][0].doc_id == result.doc_id and "500 micrograms" in hits[0][0].text
+    assert hits[0][0].page == 2 and hits[0][0].section == "2 Adrenaline"
+
+    # a second process (here: a second client) sees the same library
+    other = GuidelineStore(make_client(settings), store.name)
+    assert [info.file_name for info in other.list_documents()] == ["anaphylaxis.pdf"]
+    assert other.count() == result.chunks
+    assert library.add_bytes(data, "anaphylaxis.pdf").status == "already indexed"
+
+    assert library.delete("anaphylaxis.pdf") is True
+    assert store.query(query, 3) == [] and store.count() == 0
+    assert other.list_documents() == [] and other.count() == 0
+    assert not library.file_path(result.doc_id).exists()
