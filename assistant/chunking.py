@@ -135,7 +135,7 @@ def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
             sized.append((start, end, heading, tokens))
 
     spans: list[Span] = []
-    current: list[tuple[int, int, int]] = []  # (start, end, tokens) of the chunk being built
+    current: list[tuple[int, int, int, bool]] = []  # (start, end, tokens, is_heading) of the chunk being built
     current_section = section
     last_end = -1  # end of the last emitted chunk: units before it are overlap, not new text
 
@@ -145,26 +145,27 @@ def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
         last_end = current[-1][1]
 
     def has_new_text() -> bool:
-        return bool(current) and current[-1][1] > last_end
+        """New body text since the last chunk: a heading alone is not worth a chunk (it lives on as the section)."""
+        return any(end > last_end and not is_head for _, end, _, is_head in current)
 
     for start, end, heading, tokens in sized:
         if heading:
             if has_new_text():
                 emit()
             current_section = re.sub(r"\s+", " ", text[start:end]).strip()
-            current = [(start, end, tokens)]
+            current = [(start, end, tokens, True)]
             continue
-        if current and sum(t for *_, t in current) + tokens > size and has_new_text():
+        if current and sum(item[2] for item in current) + tokens > size and has_new_text():
             emit()
-            tail: list[tuple[int, int, int]] = []
+            tail: list[tuple[int, int, int, bool]] = []
             for item in reversed(current[1:]):
-                if sum(t for *_, t in tail) + item[2] > overlap:
+                if sum(t[2] for t in tail) + item[2] > overlap:
                     break
                 tail.insert(0, item)
-            while tail and sum(t for *_, t in tail) + tokens > size:
+            while tail and sum(t[2] for t in tail) + tokens > size:
                 tail.pop(0)
             current = tail
-        current.append((start, end, tokens))
+        current.append((start, end, tokens, False))
     if has_new_text():
         emit()
     return spans, current_section

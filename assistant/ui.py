@@ -125,9 +125,14 @@ def build_ui(assistant: Assistant, startup: StartupState | None = None) -> gr.Bl
         rows = []
         for number, path in enumerate(files or [], 1):
             name = Path(path).name
-            result = library.add_path(Path(path), lambda f, m: progress(((number - 1) + f) / len(files),
-                                                                        desc=f"{name}: {m}"))
-            rows.append([result.file_name, result.status, result.message])
+            try:
+                result = library.add_path(Path(path), lambda f, m: progress(((number - 1) + f) / len(files),
+                                                                            desc=f"{name}: {m}"))
+                rows.append([result.file_name, result.status, result.message])
+            except Exception:  # the store failed: report this file, go on with the others
+                log.exception("Upload of %s failed", name)
+                rows.append([name, "failed", "The library could not save this file (nothing of it was kept). "
+                                             "Try again; if it keeps failing, check the server log."])
         return rows, documents_rows(library.documents()), gr.update(choices=doc_choices()), \
             gr.update(choices=doc_choices())
 

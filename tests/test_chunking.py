@@ -37,8 +37,22 @@ def assert_spans_valid(text: str, spans, count, size: int) -> None:
     covered = set()
     for span in spans:
         covered.update(range(span.start, span.end))
-    lost = [i for i, ch in enumerate(text) if not ch.isspace() and i not in covered]
+    # every body character is in a chunk; a heading with no body text after it on the page is carried
+    # as the next chunks' section instead of becoming a chunk of its own
+    headings = set()
+    for match in re.finditer(r"^.*$", text, re.M):
+        if is_heading(match.group()):
+            headings.update(range(match.start(), match.end()))
+    lost = [i for i, ch in enumerate(text) if not ch.isspace() and i not in covered and i not in headings]
     assert not lost, f"text not in any chunk: {text[lost[0]:lost[0] + 40]!r}"
+
+
+def test_a_heading_alone_makes_no_chunk_but_becomes_the_section(count):
+    spans, section = chunk_page("Give 5 mg daily to adults with the condition.\n2 Monitoring", count, 64, 8)
+    assert len(spans) == 1 and section == "2 Monitoring"
+    spans, _ = chunk_page("3 Referral\n3.1 Urgent referral\nRefer the same day if the child is drowsy.",
+                          count, 64, 8)
+    assert len(spans) == 1 and spans[0].section == "3.1 Urgent referral"
 
 
 # -- headings ---------------------------------------------------------------------------------
