@@ -45,7 +45,7 @@ def make_client(settings: Settings) -> Any:
 class GuidelineStore:
     """Passages of one encoder version (the collection name carries the encoder's fingerprint)."""
 
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: Any, name: str, recover: bool = True) -> None:
         self.client = client
         self.name = name
         self.chunks = client.get_or_create_collection(
@@ -54,7 +54,8 @@ class GuidelineStore:
         self._registry_cache: dict[str, DocumentInfo] = {}
         self._registry_read = 0.0
         self._lock = threading.RLock()
-        self.recover()
+        if recover:
+            self.recover()
 
     # -- registry ---------------------------------------------------------------------------
 
@@ -132,6 +133,10 @@ class GuidelineStore:
             return removed
 
     # -- reads ------------------------------------------------------------------------------
+
+    def integrity(self) -> tuple[int, int]:
+        """(chunks stored, chunks the registry promises): equal when nothing is lost, duplicated or orphaned."""
+        return self.count(), sum(info.chunks for info in self._documents(fresh=True).values())
 
     def count(self) -> int:
         return int(self.chunks.count())

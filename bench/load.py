@@ -55,14 +55,13 @@ def wait_for_library(client, expected: int, timeout: float = 900) -> None:
 
 
 def raw_store_counts(data_dir: Path) -> tuple[int, int]:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
+    """Chunks stored versus chunks the registry promises, as the app left them (no recovery on open)."""
+    from assistant.config import load_settings
+    from assistant.store import GuidelineStore, make_client
 
-    client = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    names = [c.name if hasattr(c, "name") else c for c in client.list_collections()]
-    chunks = next(n for n in names if not n.endswith("-docs"))
-    registry = client.get_collection(f"{chunks}-docs").get(include=["metadatas"])
-    return client.get_collection(chunks).count(), sum(m["chunks"] for m in registry["metadatas"])
+    client = make_client(load_settings(env={}, data_dir=data_dir))
+    name = next(c.name for c in client.list_collections() if not c.name.endswith("-docs"))
+    return GuidelineStore(client, name, recover=False).integrity()
 
 
 def main() -> None:

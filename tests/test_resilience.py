@@ -46,16 +46,14 @@ def test_converted_model_cache_that_is_damaged_is_rebuilt(tmp_path):
 
 
 def _raw_counts(data_dir):
-    """Chunks in the collection versus chunks the registry promises, read without the app's recovery."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
+    """Chunks stored versus chunks promised, read as the killed app left them (no recovery on open)."""
+    from assistant.config import load_settings
+    from assistant.store import GuidelineStore, make_client
 
-    client = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    names = [c.name if hasattr(c, "name") else c for c in client.list_collections()]
-    chunks = next(n for n in names if not n.endswith("-docs"))
-    registry = client.get_collection(f"{chunks}-docs").get(include=["metadatas"])
-    promised = sum(meta["chunks"] for meta in registry["metadatas"])
-    return client.get_collection(chunks).count(), promised, len(registry["ids"])
+    client = make_client(load_settings(env={}, data_dir=data_dir))
+    name = next(c.name for c in client.list_collections() if not c.name.endswith("-docs"))
+    store = GuidelineStore(client, name, recover=False)
+    return (*store.integrity(), len(store.list_documents()))
 
 
 @pytest.mark.slow
