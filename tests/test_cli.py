@@ -1,0 +1,56 @@
+"""The command lines: `python -m assistant.ingest` and `python -m assistant ask`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MODEL_CACHE, ROOT
+from pdfs import GUIDELINE_PAGES, make_pdf
+
+pytestmark = pytest.mark.slow  # each command starts a fresh interpreter that loads the models
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "assistant.toml"
+    path.write_text(f'[assistant]\ndata_dir = "{tmp_path / "data"}"\nmodel_cache = "{MODEL_CACHE}"\n'
+                    "index_samples_on_start = false\n")
+    return path
+
+
+def run(*args: str, config) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args, "--config", str(config)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_ingest_command_indexes_lists_and_deletes(tmp_path, config):
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    (folder / "protocol.pdf").write_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"))
+    (folder / "notes.pdf").write_text("not a pdf at all, just some notes")
+    indexed = run("assistant.ingest", str(folder), config=config)
+    assert indexed.returncode == 1  # one file was refused, and the exit code says so
+    assert "indexed  protocol.pdf" in indexed.stdout and "refused  notes.pdf" in indexed.stdout
+    listed = run("assistant.ingest", "--list", config=config)
+    assert listed.returncode == 0 and listed.stdout.startswith("protocol.pdf\tAnaphylaxis protocol\t4 pages")
+    deleted = run("assistant.ingest", "--delete", "protocol.pdf", config=config)
+    assert deleted.returncode == 0
+    assert run("assistant.ingest", "--list", config=config).stdout == ""
+
+
+def test_ask_command_prints_the_answer_and_its_evidence(tmp_path, config):
+    pdf = tmp_path / "protocol.pdf"
+    pdf.write_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"))
+    assert run("assistant.ingest", str(pdf), config=config).returncode == 0
+    text = run("assistant", "ask", "After how many minutes can IM adrenaline be repeated?", config=config)
+    assert text.returncode == 0, text.stderr
+    assert "5 minutes" in text.stdout and "Evidence:" in text.stdout and "protocol.pdf, page 2" in text.stdout
+    as_json = run("assistant", "ask", "After how many minutes can IM adrenaline be repeated?", "--json",
+                  config=config)
+    record = json.loads(as_json.stdout)
+    assert record["covered"] and record["evidence"][0]["page"] == 2
+    empty = run("assistant", "ask", "   ", config=config)
+    assert empty.returncode == 2 and "type a question" in empty.stderr
