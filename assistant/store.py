@@ -53,14 +53,16 @@ class GuidelineStore:
         self.registry = client.get_or_create_collection(name=f"{name}-docs", embedding_function=None)
         self._registry_cache: dict[str, DocumentInfo] = {}
         self._registry_read = 0.0
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # writes: add, delete, recover
+        self._cache_lock = threading.Lock()  # the cached registry
+        self._pending: set[str] = set()  # documents being written by this process, not yet committed
         if recover:
             self.recover()
 
     # -- registry ---------------------------------------------------------------------------
 
     def _documents(self, fresh: bool = False) -> dict[str, DocumentInfo]:
-        with self._lock:
+        with self._cache_lock:  # not the write lock: questions must not wait for a long upload
             if fresh or time.monotonic() - self._registry_read > _REFRESH_SECONDS:
                 records = self.registry.get(include=["metadatas"])
                 self._registry_cache = {
@@ -86,6 +88,7 @@ class GuidelineStore:
         if len(chunks) != len(embeddings):
             raise ValueError("one embedding per chunk is required")
         with self._lock:
+            self._pending.add(info.doc_id)
             self._delete_chunks(info.doc_id)  # leftovers of an earlier, interrupted attempt
             try:
                 batch = max(1, min(5000, int(self.client.get_max_batch_size())))
@@ -100,7 +103,9 @@ class GuidelineStore:
                 log.warning("Writing %s failed; removing its partial chunks", info.file_name)
                 self._delete_chunks(info.doc_id)
                 raise
-            self._documents(fresh=True)
+            finally:
+                self._documents(fresh=True)
+                self._pending.discard(info.doc_id)
 
     def _commit(self, info: DocumentInfo) -> None:
         self.registry.upsert(ids=[info.doc_id], embeddings=[[1.0]], metadatas=[info.as_dict()])
@@ -144,12 +149,17 @@ class GuidelineStore:
     def query(self, embedding: np.ndarray, k: int, doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
         """The k passages nearest to the embedding, from committed documents, best first."""
         committed = self._documents()
-        # Always filter to committed documents: chunks of a document being written (thousands, for a long
-        # guideline) would otherwise fill the n_results and leave no place for the library's passages.
-        allowed = [d for d in doc_ids if d in committed] if doc_ids else list(committed)
-        if not allowed:
-            return []
-        where: dict[str, Any] = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
+        where: dict[str, Any] | None = None
+        if doc_ids:
+            allowed = [d for d in doc_ids if d in committed]
+            if not allowed:
+                return []
+            where = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
+        elif self._pending:
+            # Chunks of a document being written (thousands, for a long guideline) would otherwise fill the
+            # results and leave no place for the library's passages. Filtering costs time, so only now.
+            pending = sorted(self._pending)
+            where = {"doc_id": {"$ne": pending[0]}} if len(pending) == 1 else {"doc_id": {"$nin": pending}}
         available = self.count()
         if available == 0:
             return []

@@ -120,3 +120,28 @@ def test_a_new_encoder_version_is_filled_from_the_kept_pdfs(assistant, settings,
     assert [d.file_name for d in library.documents()] == ["kept.pdf"]
     assert fresh.count() == first.chunks
     assert library.prepare(settings.guidelines_dir) == []  # not empty any more: nothing to do
+
+
+def test_questions_are_answered_while_a_long_upload_is_being_written(library, encoder, monkeypatch):
+    library.add_bytes(make_pdf(GUIDELINE_PAGES), "protocol.pdf")
+    store = library.store
+    original_add = store.chunks.add
+    writing = threading.Event()
+
+    def slow_add(**kwargs):  # a long guideline: the write takes seconds
+        original_add(**kwargs)
+        writing.set()
+        time.sleep(3)
+
+    monkeypatch.setattr(store.chunks, "add", slow_add)
+    other = [p.replace("adrenaline", "adrenaline (revised)") for p in GUIDELINE_PAGES] * 3
+    upload = threading.Thread(target=library.add_bytes, args=(make_pdf(other), "revised.pdf"))
+    upload.start()
+    assert writing.wait(60)
+    started = time.monotonic()
+    hits = store.query(encoder.encode(["adrenaline dose"])[0], 5)
+    waited = time.monotonic() - started
+    upload.join()
+    assert waited < 2.5  # did not wait for the write to finish
+    assert hits and {chunk.file_name for chunk, _ in hits} == {"protocol.pdf"}  # nothing half-written
+    assert {d.file_name for d in library.documents()} == {"protocol.pdf", "revised.pdf"}
