@@ -62,3 +62,23 @@ def test_bad_upload_is_refused_with_a_reason(client, tmp_path):
 def test_empty_question_gets_a_clear_error(client):
     with pytest.raises(Exception, match="type a question"):
         client.predict("   ", 5, api_name="/ask")
+
+
+def test_the_readme_api_example_runs_as_written(client, capsys):
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    api_section = readme.split("## API", 1)[1]
+    example = api_section.split("```python", 1)[1].split("```", 1)[0]
+    assert 'Client("http://127.0.0.1:7860/")' in example
+    example = example.replace('Client("http://127.0.0.1:7860/")', f'Client("{client.src}", verbose=False)')
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the example names guidelines/... relative to the project
+    try:
+        exec(compile(example, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out
+    assert "indexed" in printed and "who-2023-malaria.pdf" in printed
