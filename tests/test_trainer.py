@@ -1,0 +1,425 @@
+"""The JMLR trainer: the method's pieces on hand-made tensors, and short real runs (tiny random Llama
+saved as a model folder + the real SmolLM2 tokenizer + the real encoder + a real embedded Chroma over
+tiny PDFs). One slow test runs trainer/configs/smoke.toml on the real packaged SmolLM2 in nf4."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from pdfs import GUIDELINE_PAGES, make_pdf
+from trainer.config import TrainConfig, load_config
+from trainer.jmlr import context_order, dynamic_sample, kl_loss, rank_loss, rescale, retriever_accuracy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HYPERTENSION = [
+    "1 Hypertension in adults\nOffer a calcium-channel blocker such as amlodipine as step 1 treatment for adults aged "
+    "55 or over with hypertension. Confirm the diagnosis with ambulatory blood pressure monitoring.",
+    "2 Hypertension in pregnancy\nIn pregnancy, offer labetalol to treat hypertension. Consider nifedipine if "
+    "labetalol is not suitable. Aim for a blood pressure of 135/85 mmHg during pregnancy.",
+]
+MALARIA = [
+    "1 Uncomplicated malaria\nTreat uncomplicated falciparum malaria with an artemisinin-based combination therapy "
+    "for 3 days. Confirm the diagnosis with microscopy or a rapid diagnostic test before treatment.",
+    "2 Severe malaria\nTreat severe malaria in adults and children with intravenous or intramuscular artesunate for "
+    "at least 24 hours, then complete treatment with 3 days of an artemisinin-based combination therapy.",
+    "3 Prevention\nOffer insecticide-treated nets to everyone at risk. Give intermittent preventive treatment in "
+    "pregnancy with sulfadoxine-pyrimethamine from the second trimester.",
+]
+
+QUESTIONS = [
+    ("q1", "What dose of intramuscular adrenaline is given to an adult with anaphylaxis?",
+     {"A": "50 micrograms", "B": "500 micrograms", "C": "5 mg", "D": "1 g"}, "B",
+     "anaphylaxis.pdf", 2, "Give adrenaline 500 micrograms intramuscularly", "seen"),
+    ("q2", "How long should patients be observed after two doses of adrenaline?",
+     {"A": "1 hour", "B": "2 hours", "C": "6 hours", "D": "24 hours"}, "C",
+     "anaphylaxis.pdf", 3, "Observe patients for at least 6 hours", "seen"),
+    ("q3", "Which drug is step 1 treatment for hypertension in adults aged 55 or over?",
+     {"A": "amlodipine", "B": "ramipril", "C": "bisoprolol", "D": "furosemide"}, "A",
+     "hypertension.pdf", 1, "amlodipine as step 1 treatment", "seen"),
+    ("q4", "Which drug treats hypertension in pregnancy first?",
+     {"A": "ramipril", "B": "labetalol", "C": "losartan", "D": "spironolactone"}, "B",
+     "hypertension.pdf", 2, "offer labetalol to treat hypertension", "unseen"),
+    ("q5", "How is severe malaria treated in adults?",
+     {"A": "oral chloroquine", "B": "intravenous artesunate", "C": "oral doxycycline", "D": "primaquine"}, "B",
+     "malaria.pdf", 2, "intravenous or intramuscular artesunate", "unseen"),
+    ("q6", "How long is an artemisinin-based combination therapy given for uncomplicated malaria?",
+     {"A": "1 day", "B": "3 days", "C": "7 days", "D": "14 days"}, "B",
+     "malaria.pdf", 1, "artemisinin-based combination therapy for 3 days", "seen"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: a tiny generator folder, tiny guideline PDFs, a question file, a prebuilt index
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smol_tokenizer):
+    from models_fixtures import tiny_llama
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_llama(smol_tokenizer).save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def guideline_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("guidelines")
+    (folder / "anaphylaxis.pdf").write_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"))
+    (folder / "hypertension.pdf").write_bytes(make_pdf(HYPERTENSION, title="Hypertension guideline"))
+    (folder / "malaria.pdf").write_bytes(make_pdf(MALARIA, title="Malaria guideline"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def qa_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("qa") / "train.jsonl"
+    with path.open("w") as handle:
+        for qid, question, options, answer, file, page, span, part in QUESTIONS:
+            handle.write(json.dumps({"id": qid, "question": question, "options": options, "answer": answer,
+                                     "rationale": span, "kind": "fact", "vignette": False,
+                                     "evidence": {"file": file, "page": page, "span": span},
+                                     "split": "test", "part": part}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_index(tmp_path_factory):
+    """One data folder for the runs that only train the query side (they never write to it)."""
+    return tmp_path_factory.mktemp("index")
+
+
+def tiny_config(base: Path, tiny_model_dir: Path, guideline_dir: Path, qa_file: Path, data_dir: Path | str = "",
+                **changes) -> TrainConfig:
+    cfg = TrainConfig(generator_model=str(tiny_model_dir), precision="fp32", retriever_model="packaged",
+                      lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"], n_candidates=5, k_sampled=3,
+                      k_context=2, batch_size=2, epochs=1, train_file=str(qa_file), dev_file=str(qa_file),
+                      guidelines_dir=str(guideline_dir), data_dir=str(data_dir), output_dir=str(base / "run"),
+                      model_cache=str(base / "cache"), device="cpu", seed=0, checkpoint_every=0, max_length=1024,
+                      utility_batch_size=4)
+    return cfg.replace(**changes)
+
+
+@pytest.fixture
+def make_cfg(tmp_path, tiny_model_dir, guideline_dir, qa_file, shared_index):
+    def make(**changes) -> TrainConfig:
+        changes.setdefault("data_dir", str(shared_index))
+        return tiny_config(tmp_path, tiny_model_dir, guideline_dir, qa_file, **changes)
+    return make
+
+
+def metrics_rows(output_dir: Path) -> list[dict[str, str]]:
+    with (output_dir / "metrics.csv").open() as handle:
+        return [row for row in csv.DictReader(handle) if row["loss"]]
+
+
+def adapter_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+
+
+def encoder_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from sentence_transformers import SentenceTransformer
+
+    return {k: v.clone() for k, v in SentenceTransformer(str(folder), device="cpu").state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The method's pieces, on hand-made tensors
+# ---------------------------------------------------------------------------------------------
+
+def test_rank_loss_values_and_sign():
+    # passage 0 scores higher and gives the lower answer loss: the ranking is right, the loss small
+    right = rank_loss(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 1.0]), tau_r=1.0)
+    wrong = rank_loss(torch.tensor([0.9, 0.1]), torch.tensor([1.0, 0.5]), tau_r=1.0)
+    assert right.item() == pytest.approx(math.log1p(math.exp(-0.8)), abs=1e-6)
+    assert wrong.item() == pytest.approx(math.log1p(math.exp(0.8)), abs=1e-6)
+    # three passages, tau 0.5: the mean over the three pairs, computed by hand
+    scores, losses = torch.tensor([0.2, 0.6, 0.4]), torch.tensor([1.0, 0.2, 3.0])
+    expected = (math.log1p(math.exp(-(0.6 - 0.2) / 0.5))      # pair (0,1): 1 is better
+                + math.log1p(math.exp(-(0.2 - 0.4) / 0.5))    # pair (0,2): 0 is better
+                + math.log1p(math.exp(-(0.6 - 0.4) / 0.5))) / 3  # pair (1,2): 1 is better
+    assert rank_loss(scores, losses, tau_r=0.5).item() == pytest.approx(expected, abs=1e-6)
+    # the gradient raises the score of the more useful passage and lowers the other's
+    scores = torch.tensor([0.1, 0.9], requires_grad=True)
+    rank_loss(scores, torch.tensor([0.3, 2.0]), tau_r=0.1).backward()
+    assert scores.grad[0] < 0 < scores.grad[1]
+    # ties count as 1/2: a tie with equal scores costs log 2
+    assert rank_loss(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0])).item() == pytest.approx(math.log(2), abs=1e-6)
+    # batches of questions average
+    batch = rank_loss(torch.tensor([[0.9, 0.1], [0.9, 0.1]]), torch.tensor([[0.5, 1.0], [1.0, 0.5]]))
+    assert batch.item() == pytest.approx((right.item() + wrong.item()) / 2, abs=1e-6)
+
+
+def test_kl_loss_values_and_sign():
+    scores, losses = torch.tensor([0.3, 0.1, -0.2]), torch.tensor([0.4, 0.9, 2.0])
+    tau_lm, tau_r = 0.5, 0.2
+    p = torch.softmax(-losses / tau_lm, 0)
+    q = torch.softmax(scores / tau_r, 0)
+    expected = float((p * (p.log() - q.log())).sum())
+    assert kl_loss(scores, losses, tau_lm, tau_r).item() == pytest.approx(expected, abs=1e-6)
+    # zero when the retriever's distribution already matches the LM's
+    matched = -losses / tau_lm * tau_r + 0.37
+    assert kl_loss(matched, losses, tau_lm, tau_r).item() == pytest.approx(0.0, abs=1e-6)
+    # the gradient pushes towards the passage with the lowest answer loss
+    scores = scores.clone().requires_grad_(True)
+    kl_loss(scores, losses, tau_lm, tau_r).backward()
+    assert scores.grad[0] < 0 and scores.grad[2] > 0
+
+
+def test_retriever_accuracy_compares_top_score_with_lowest_loss():
+    scores = torch.tensor([[0.9, 0.1, 0.3], [0.2, 0.8, 0.1]])
+    losses = torch.tensor([[0.1, 2.0, 1.0], [0.5, 0.9, 0.2]])
+    assert retriever_accuracy(scores, losses) == 0.5
+
+
+def test_dynamic_sampling_returns_k_distinct_indices_and_favours_high_scores():
+    scores = torch.tensor([0.9, 0.7, 0.5, 0.3, 0.1, -0.1, -0.3, -0.5])
+    assert torch.allclose(rescale(scores)[[0, -1]], torch.tensor([1.0, -1.0]))
+    assert torch.equal(rescale(torch.ones(4)), torch.zeros(4))
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.zeros(len(scores))
+    for _ in range(3000):
+        picks = dynamic_sample(scores, 3, generator)
+        assert len(picks) == 3 and len(set(picks.tolist())) == 3
+        counts[picks] += 1
+    assert counts[0] > counts[3] > counts[-1] > 0  # mostly the best, sometimes the worst
+    assert len(dynamic_sample(scores[:2], 5, generator)) == 2  # never more than there are
+
+
+def test_context_puts_the_best_passage_last_and_renumbers():
+    from assistant.records import Evidence
+
+    best_first = [Evidence(n, "d", "f.pdf", "t", n, str(n), "", 1.0 - n / 10, f"passage {n}") for n in (1, 2, 3)]
+    ordered = context_order(best_first)
+    assert [e.text for e in ordered] == ["passage 3", "passage 2", "passage 1"]
+    assert [e.number for e in ordered] == [1, 2, 3]
+
+
+def test_config_reads_toml_aliases_and_refuses_unknown_keys(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('lambda = 0.5\nlora_target_modules = ["q_proj"]\nbatch_size = 3\n')
+    cfg = load_config(path, {"max_steps": "7"})
+    assert cfg.lambda_ret == 0.5 and cfg.lora_target_modules == ["q_proj"] and cfg.batch_size == 3
+    assert cfg.max_steps == 7 and cfg.data_path == cfg.output_path / "index"
+    path.write_text("lamda = 1\n")
+    with pytest.raises(ValueError, match="Unknown training setting 'lamda'"):
+        load_config(path)
+    with pytest.raises(ValueError, match="k_sampled"):
+        load_config(None, {"k_sampled": "50"})
+    for shipped in ("default", "smoke", "frozen"):
+        load_config(ROOT / "trainer" / "configs" / f"{shipped}.toml")
+
+
+def test_raw_and_final_record_formats_load(tmp_path):
+    from trainer.qa import load_records
+
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"id": "r", "file": "a.pdf", "question": "q?", "options": {"A": "x", "B": "y"},
+                                "answer": "B", "evidence": "span text"}) + "\n\n" +
+                    json.dumps({"id": "f", "question": "q?", "options": {"A": "x", "B": "y"}, "answer": "A",
+                                "evidence": {"file": "b.pdf", "page": 4, "span": "s"}, "part": "unseen"}) + "\n")
+    raw, final = load_records(path)
+    assert (raw.evidence_file, raw.evidence_page, raw.evidence_span) == ("a.pdf", None, "span text")
+    assert (final.evidence_file, final.evidence_page, final.part) == ("b.pdf", 4, "unseen")
+    path.write_text(json.dumps({"question": "q", "options": {"A": "x"}, "answer": "C"}) + "\n")
+    with pytest.raises(ValueError, match=r"q.jsonl:1: the answer 'C'"):
+        load_records(path)
+
+
+def test_wilson_interval_and_gold_matching():
+    from assistant.records import Evidence
+    from trainer.evaluate import gold_rank, wilson
+    from trainer.qa import QARecord
+
+    low, high = wilson(8, 10)
+    assert (round(low, 3), round(high, 3)) == (0.49, 0.943)
+    record = QARecord("q", "?", {"A": "a"}, "A", evidence_file="g.pdf", evidence_page=2,
+                      evidence_span="Give adrenaline  500\nmicrograms")
+    wrong_page = Evidence(1, "d", "g.pdf", "t", 3, "3", "", 0.9, "Give adrenaline 500 micrograms IM.")
+    gold = Evidence(2, "d", "g.pdf", "t", 2, "2", "", 0.8, "Now: Give adrenaline 500 micrograms IM.")
+    assert gold_rank([wrong_page, gold], record) == 2
+    assert gold_rank([wrong_page], record) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Real (tiny) runs
+# ---------------------------------------------------------------------------------------------
+
+def test_one_step_updates_both_groups_each_at_its_own_rate(make_cfg):
+    """Adam's first step moves every parameter with a gradient by about its group's rate: so the
+    largest change of the LoRA weights is lr_generator and of the encoder is lr_retriever."""
+    from trainer.train import make_optimizer, train
+
+    lr_gen, lr_ret = 1e-3, 1e-5
+    cfg = make_cfg(max_steps=1, lr_generator=lr_gen, lr_retriever=lr_ret, scheduler="constant", max_grad_norm=0.0)
+    final = train(cfg)
+    lora_b = [w for name, w in adapter_weights(final).items() if "lora_B" in name]
+    assert lora_b and max(float(w.abs().max()) for w in lora_b) == pytest.approx(lr_gen, rel=0.02)
+    base = encoder_weights(Path(_packaged_encoder()))
+    trained = encoder_weights(final / "retriever")
+    change = max(float((trained[k] - base[k]).abs().max()) for k in base)
+    assert change == pytest.approx(lr_ret, rel=0.05)
+    rows = metrics_rows(cfg.output_path)
+    assert len(rows) == 1 and float(rows[0]["lr_generator"]) == lr_gen and float(rows[0]["lr_retriever"]) == lr_ret
+    assert float(rows[0]["ret_loss"]) > 0 and 0.0 <= float(rows[0]["retriever_acc"]) <= 1.0
+    assert int(rows[0]["examples"]) == 2  # batch_size 2
+
+    generator, encoder = torch.nn.Linear(2, 2), torch.nn.Linear(3, 3)
+    optimizer = make_optimizer(cfg, generator, [encoder])
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert groups["generator"]["lr"] == lr_gen and groups["retriever"]["lr"] == lr_ret
+    assert groups["generator"]["params"][0] is generator.weight and groups["retriever"]["params"][0] is encoder.weight
+
+
+def _packaged_encoder() -> str:
+    from assistant.models import resolve_encoder_source
+
+    return resolve_encoder_source("packaged")
+
+
+def test_candidates_are_re_retrieved_each_epoch_with_the_current_encoder(make_cfg, monkeypatch):
+    import trainer.train as train_module
+
+    calls = []
+    original = train_module.retrieve_candidates
+
+    def spy(encoder, store, records, n, *args, **kwargs):
+        calls.append(torch.tensor(encoder.encode(["probe: adrenaline dose in anaphylaxis"])[0]))
+        return original(encoder, store, records, n, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "retrieve_candidates", spy)
+    cfg = make_cfg(epochs=2, lr_retriever=1e-3, train_limit=4)
+    train_module.train(cfg)
+    assert len(calls) == 2  # once per epoch
+    assert not torch.allclose(calls[0], calls[1])  # the second epoch used the encoder as trained so far
+    assert len(metrics_rows(cfg.output_path)) == 4  # 4 questions, batch 2, 2 epochs
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(make_cfg, tmp_path):
+    from trainer.train import train
+
+    # 4 questions, batch 2, 2 epochs: 4 steps; the run is killed after step 3, the first of epoch 2
+    common = dict(epochs=2, checkpoint_every=1, keep_checkpoints=2, train_limit=4, lr_retriever=1e-4,
+                  lr_generator=1e-3, lora_dropout=0.1)
+    straight = make_cfg(output_dir=str(tmp_path / "straight"), **common)
+    resumed = make_cfg(output_dir=str(tmp_path / "resumed"), **common)
+    final_straight = train(straight)
+    train(resumed, stop_after_steps=3)
+    assert not (resumed.output_path / "final").exists()
+    assert (resumed.output_path / "checkpoints" / "step-000003" / "trainer_state.pt").is_file()
+    final_resumed = train(resumed, resume=True)
+
+    losses = lambda cfg: [(r["step"], r["loss"], r["gen_loss"], r["ret_loss"]) for r in metrics_rows(cfg.output_path)]
+    assert len(losses(straight)) == 4 and losses(straight) == losses(resumed)
+    a, b = adapter_weights(final_straight), adapter_weights(final_resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    a, b = encoder_weights(final_straight / "retriever"), encoder_weights(final_resumed / "retriever")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in (resumed.output_path / "checkpoints").iterdir()) == ["step-000002", "step-000003"]
+
+
+def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_index, qa_file):
+    from assistant.models import load_generator
+    from assistant.service import build
+    from trainer.evaluate import evaluate, merge_reports
+    from trainer.train import train
+
+    cfg = make_cfg(max_steps=2, lr_retriever=1e-3)
+    final = train(cfg)
+    manifest = json.loads((final / "checkpoint.json").read_text())
+    assert manifest["base_embedding_model"] == "packaged" and manifest["config"]["k_context"] == 2
+
+    settings = cfg.assistant_settings(checkpoint=str(final), precision="fp32")
+    assistant = build(settings)
+    assert assistant.query_encoder.source == str(final / "retriever")
+    assert assistant.passage_encoder.source == _packaged_encoder()  # query side only: passages as indexed
+    assert assistant.store.count() > 0 and assistant.settings.adapter_path == str(final / "adapter")
+    loaded = load_generator(assistant.settings)
+    assert loaded.info["adapter"] == str(final / "adapter") and hasattr(loaded.model, "peft_config")
+    letter, scores, evidence = assistant.pipeline.choose("How is severe malaria treated?",
+                                                         {"A": "chloroquine", "B": "artesunate"}, top_k=2)
+    assert letter in "AB" and len(evidence) == 2
+
+    # two evaluations (as when one model is still training), merged into one report
+    evaluate(cfg, str(qa_file), {}, tmp_path / "baselines", precision="fp32", systems=["base", "rag"])
+    evaluate(cfg, str(qa_file), {"jmlr": str(final)}, tmp_path / "joint", precision="fp32", systems=["jmlr"])
+    out = tmp_path / "report"
+    report = merge_reports([tmp_path / "baselines", tmp_path / "joint"], out)
+    assert {p.name for p in out.iterdir()} >= {"report.md", "results.json", "predictions.jsonl"}
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 3 * len(QUESTIONS)
+    results = json.loads((out / "results.json").read_text())
+    for name in ("base", "rag", "jmlr"):
+        assert results[name]["n"] == len(QUESTIONS) and 0 <= results[name]["accuracy"] <= 1
+        assert {"seen", "unseen"} <= set(results[name]) and len(results[name]["ci95"]) == 2
+    assert results["base"]["recall@5"] is None
+    assert results["rag"]["recall@20"] == 1.0  # 9 passages in the store: every gold passage is in the top 20
+    assert results["rag"]["recall@1"] <= results["rag"]["recall@5"] <= 1.0
+    assert "(d) JMLR" in (out / "report.md").read_text() and report["meta"]["questions"] == len(QUESTIONS)
+
+
+def test_training_both_sides_re_embeds_into_a_new_collection_the_app_uses(make_cfg, tmp_path):
+    from assistant.service import build
+    from trainer.train import train
+
+    cfg = make_cfg(train_sides="both", max_steps=2, lr_retriever=1e-5, data_dir=str(tmp_path / "own-index"),
+                   reindex_every=1)
+    final = train(cfg)
+    assert (final / "passage_encoder").is_dir() and (cfg.output_path / "passage_encoders" / "step-000001").is_dir()
+    manifest = json.loads((final / "checkpoint.json").read_text())
+    assistant = build(cfg.assistant_settings(checkpoint=str(final), precision="fp32"))
+    assert assistant.passage_encoder.source == str(final / "passage_encoder")
+    assert assistant.store.name == manifest["collection"] != f"guidelines-{_base_fingerprint()}"
+    assert assistant.store.count() == 9 and len(assistant.store.list_documents()) == 3
+    hits = assistant.retriever().search("severe malaria artesunate", 1)
+    assert hits and hits[0].file == "malaria.pdf"
+
+
+def _base_fingerprint() -> str:
+    from assistant.models import _fingerprint
+
+    return _fingerprint(_packaged_encoder())
+
+
+def test_frozen_retriever_baseline_trains_only_the_generator(make_cfg):
+    from trainer.train import train
+
+    cfg = make_cfg(max_steps=2, lambda_ret=0.0, lr_retriever=0.0)
+    final = train(cfg)
+    base, trained = encoder_weights(Path(_packaged_encoder())), encoder_weights(final / "retriever")
+    assert all(torch.equal(base[k], trained[k]) for k in base)
+    rows = metrics_rows(cfg.output_path)
+    assert rows[-1]["ret_loss"] == "" and rows[-1]["retriever_acc"] == ""
+    assert any(float(w.abs().max()) > 0 for n, w in adapter_weights(final).items() if "lora_B" in n)
+
+
+@pytest.mark.slow
+def test_smoke_config_end_to_end_on_the_real_model_in_nf4(tmp_path, guideline_dir, qa_file):
+    """trainer/configs/smoke.toml as shipped, on the packaged SmolLM2-135M in nf4 (data from the test)."""
+    from conftest import MODEL_CACHE
+
+    from assistant.models import load_generator
+    from assistant.service import build
+    from trainer.train import train
+
+    cfg = load_config(ROOT / "trainer" / "configs" / "smoke.toml",
+                      {"output_dir": str(tmp_path / "smoke"), "train_file": str(qa_file),
+                       "guidelines_dir": str(guideline_dir), "model_cache": str(MODEL_CACHE)})
+    assert cfg.precision == "nf4" and cfg.generator_model == ""
+    final = train(cfg)
+    rows = metrics_rows(cfg.output_path)
+    assert len(rows) == cfg.max_steps and all(math.isfinite(float(r["loss"])) for r in rows)
+    assert (cfg.output_path / "checkpoints" / "step-000002" / "trainer_state.pt").is_file()
+    # the generator did train after the no-grad utility passes (bitsandbytes' CPU repacking would stop it)
+    lora_b = [w for name, w in adapter_weights(final).items() if "lora_B" in name]
+    assert lora_b and all(float(w.abs().max()) > 0 for w in lora_b)
+    assistant = build(cfg.assistant_settings(checkpoint=str(final), precision="nf4"))
+    loaded = load_generator(assistant.settings)
+    assert loaded.info["precision"] == "nf4" and loaded.info["adapter"] == str(final / "adapter")

@@ -1,0 +1,309 @@
+"""Evaluation on the test split, as the paper compares systems: (a) the base model without retrieval,
+(b) RAG with the base model and base retriever, (c) the generator fine-tuned with the retriever frozen,
+(d) JMLR. Same prompts and option scoring as the app (Pipeline.choose -> Generator.score_options),
+same passage order as training (best passage last).
+
+Reported per system: accuracy with a 95% Wilson interval, recall@1/@5/@20 of the gold passage, and
+both again for the test questions on documents seen and unseen in training.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+import unicodedata
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from assistant.config import Settings
+from assistant.pipeline import choice_query
+from assistant.records import Evidence
+
+from .config import TrainConfig
+from .jmlr import context_order
+from .qa import QARecord, load_records, subset
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = {
+    "base": "(a) base model, no retrieval",
+    "rag": "(b) RAG: base model + base retriever",
+    "frozen": "(c) fine-tuned generator, frozen retriever",
+    "jmlr": "(d) JMLR: joint generator + retriever",
+}
+RECALL_AT = (1, 5, 20)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sensible at small n and near 0 or 1)."""
+    if total == 0:
+        return (math.nan, math.nan)
+    p = correct / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def normalize(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def is_gold(item: Evidence, record: QARecord) -> bool:
+    """Same file, same physical page (when the record gives one), and the passage holds the gold span."""
+    if not record.evidence_span or item.file != record.evidence_file:
+        return False
+    if record.evidence_page is not None and item.page != record.evidence_page:
+        return False
+    return normalize(record.evidence_span) in normalize(item.text)
+
+
+def gold_rank(evidence: list[Evidence], record: QARecord) -> int | None:
+    """1-based rank of the first gold passage among the retrieved ones, None when none is gold."""
+    return next((rank for rank, item in enumerate(evidence, 1) if is_gold(item, record)), None)
+
+
+@dataclass
+class Prediction:
+    id: str
+    part: str
+    answer: str
+    chosen: str
+    correct: bool
+    gold_rank: int | None  # None: not retrieved in the top 20 (or no retrieval)
+    scores: dict[str, float]
+
+
+def summarize(predictions: list[Prediction], retrieval: bool, scored: bool = True) -> dict[str, Any]:
+    """Accuracy, CI and recall for a list of predictions, and the same per test part (seen / unseen)."""
+    def figures(items: list[Prediction]) -> dict[str, Any]:
+        right = sum(p.correct for p in items)
+        low, high = wilson(right, len(items)) if scored else (None, None)
+        result: dict[str, Any] = {"n": len(items), "accuracy": right / len(items) if items and scored else None,
+                                  "ci95": [low, high]}
+        for k in RECALL_AT:
+            result[f"recall@{k}"] = (sum(p.gold_rank is not None and p.gold_rank <= k for p in items) / len(items)
+                                     if items and retrieval else None)
+        return result
+
+    summary = figures(predictions)
+    for part in sorted({p.part for p in predictions if p.part}):
+        summary[part] = figures([p for p in predictions if p.part == part])
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------------
+
+def predict(generator: Any | None, retriever: Any | None, records: list[QARecord], k_context: int, desc: str
+            ) -> list[Prediction]:
+    """Option scoring for every question: with the top-k passages (best last) or without retrieval.
+    Without a generator only retrieval is measured (chosen is empty)."""
+    predictions = []
+    for record in tqdm(records, desc=desc, unit="q"):
+        evidence: list[Evidence] = []
+        rank = None
+        if retriever is not None:
+            found = retriever.search(choice_query(record.question, record.options), max(RECALL_AT))
+            rank = gold_rank(found, record)
+            evidence = context_order(found[:k_context])
+        chosen, scores = generator.score_options(record.question, record.options, evidence) if generator \
+            else ("", {})
+        predictions.append(Prediction(id=record.id, part=record.part, answer=record.answer, chosen=chosen,
+                                      correct=chosen == record.answer, gold_rank=rank, scores=scores))
+    return predictions
+
+
+def score_with_models(model: Any, tokenizer: Any, query_encoder: Any, store: Any, records: list[QARecord],
+                      k_context: int) -> float:
+    """Accuracy of in-memory models (the trainer's dev check), through the same scoring path."""
+    from assistant.generator import Generator
+    from assistant.models import LoadedGenerator
+    from assistant.retriever import Retriever
+
+    model.eval()
+    generator = Generator(LoadedGenerator(model=model, tokenizer=tokenizer, info={}))
+    predictions = predict(generator, Retriever(query_encoder, store), records, k_context, "Dev accuracy")
+    return sum(p.correct for p in predictions) / len(predictions)
+
+
+def system_settings(cfg: TrainConfig, checkpoint: str, precision: str) -> Settings:
+    """The app's settings for one system: the training store, the checkpoint (if any) by path."""
+    return cfg.assistant_settings(checkpoint=checkpoint, precision=precision)
+
+
+def load_system(settings: Settings) -> Any:
+    """The app's own assembly (assistant.service.build) and its pipeline: what a user would run."""
+    from assistant.service import build
+
+    from .index import ensure_index
+
+    assistant = build(settings)
+    ensure_index(assistant.settings, assistant.passage_encoder, assistant.store)
+    return assistant
+
+
+def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_dir: Path, limit: int = 0,
+             precision: str = "", systems: list[str] | None = None, command: str = "",
+             recall_only: bool = False) -> dict[str, Any]:
+    """Evaluate the systems and write report.md, results.json and predictions.jsonl to out_dir.
+
+    recall_only: measure retrieval alone, without loading a generator (minutes instead of hours on a
+    CPU); accuracy is then not reported, and system (a), which has no retrieval, is skipped."""
+    started = time.perf_counter()
+    records = subset(load_records(test_file), limit, cfg.seed)
+    precision = precision or _training_precision(cfg)
+    wanted = systems or [name for name in SYSTEMS if name in ("base", "rag") or checkpoints.get(name)]
+    if recall_only:
+        wanted = [name for name in wanted if name != "base"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    all_predictions: dict[str, list[Prediction]] = {}
+    seconds: dict[str, float] = {}
+    base_assistant = None
+    for name in wanted:
+        if name not in SYSTEMS:
+            raise ValueError(f"Unknown system {name!r}; choose from {', '.join(SYSTEMS)}.")
+        begun = time.perf_counter()
+        if name in ("base", "rag"):
+            base_assistant = base_assistant or load_system(system_settings(cfg, "", precision))
+            assistant = base_assistant
+        else:
+            if not checkpoints.get(name):
+                raise ValueError(f"System {name} needs a checkpoint (--{name} PATH).")
+            assistant = load_system(system_settings(cfg, checkpoints[name], precision))
+        generator = None if recall_only else assistant.pipeline.generator
+        retriever = None if name == "base" else assistant.retriever()
+        predictions = predict(generator, retriever, records, cfg.k_context, SYSTEMS[name])
+        all_predictions[name] = predictions
+        results[name] = {"system": SYSTEMS[name], "checkpoint": checkpoints.get(name, ""),
+                         **summarize(predictions, retriever is not None, scored=not recall_only)}
+        seconds[name] = round(time.perf_counter() - begun, 1)
+        log.info("%s: accuracy %s, recall@5 %s", SYSTEMS[name], results[name]["accuracy"], results[name]["recall@5"])
+        del generator
+    meta = {"test_file": str(test_file), "questions": len(records), "limit": limit, "recall_only": recall_only,
+            "precision": "none (recall only)" if recall_only else precision,
+            "k_context": cfg.k_context, "seconds_per_system": seconds,
+            "wall_seconds": round(time.perf_counter() - started, 1), "command": command,
+            "config": cfg.as_dict()}
+    write_report(out_dir, results, meta, all_predictions)
+    return {"results": results, "meta": meta}
+
+
+def _training_precision(cfg: TrainConfig) -> str:
+    from .models import training_precision
+
+    return training_precision(cfg.precision)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def _row(name: str, figures: dict[str, Any]) -> str:
+    low, high = figures["ci95"]
+    interval = "n/a" if low is None else f"{_pct(low)}–{_pct(high)}"
+    recalls = " | ".join(_pct(figures[f"recall@{k}"]) for k in RECALL_AT)
+    return f"| {SYSTEMS.get(name, name)} | {figures['n']} | {_pct(figures['accuracy'])} | {interval} | {recalls} |"
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The paper-style table: all test questions, then each test part (seen / unseen documents)."""
+    head = ("| system | n | accuracy % | 95% CI | recall@1 % | recall@5 % | recall@20 % |\n"
+            "|---|---|---|---|---|---|---|")
+    blocks = ["All test questions\n\n" + head + "\n" + "\n".join(_row(n, f) for n, f in results.items())]
+    parts = sorted({key for figures in results.values() for key in figures if key in ("seen", "unseen")})
+    for part in parts:
+        rows = [_row(n, f[part]) for n, f in results.items() if part in f]
+        blocks.append(f"Questions on documents {part} in training\n\n" + head + "\n" + "\n".join(rows))
+    return "\n\n".join(blocks)
+
+
+def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
+                 predictions: dict[str, list[Prediction]]) -> None:
+    (out_dir / "results.json").write_text(json.dumps({**results, "_meta": meta}, indent=2, default=str))
+    with (out_dir / "predictions.jsonl").open("w") as handle:
+        for name, items in predictions.items():
+            for item in items:
+                handle.write(json.dumps({"system": name, **asdict(item)}) + "\n")
+    text = ["# Evaluation", "", markdown_table(results), "",
+            f"Test file: `{meta['test_file']}`, {meta['questions']} questions"
+            + (" (a seeded random subset)" if meta["limit"] else "")
+            + f"; generator precision {meta['precision']}; "
+            f"{meta['k_context']} passages in context; wall time {meta['wall_seconds']:.0f} s "
+            f"({', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds_per_system'].items())}).", "",
+            "Recall@k: share of questions whose gold passage (same file and page, containing the gold span) is "
+            "among the top k retrieved. Accuracy interval: 95% Wilson.", ""]
+    if meta.get("command"):
+        text += ["Command:", "", f"    {meta['command']}", ""]
+    (out_dir / "report.md").write_text("\n".join(text))
+    _plot(out_dir, results)
+    log.info("Report written to %s", out_dir)
+
+
+def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
+    """One report from several evaluation folders (systems evaluated in separate processes, e.g. while
+    another model was still training). Later folders win for a system evaluated twice."""
+    results: dict[str, Any] = {}
+    predictions: dict[str, list[Prediction]] = {}
+    metas = []
+    for folder in inputs:
+        data = json.loads((folder / "results.json").read_text())
+        metas.append(data.pop("_meta"))
+        results.update(data)
+        for line in (folder / "predictions.jsonl").read_text().splitlines():
+            item = json.loads(line)
+            system = item.pop("system")
+            if system in data:
+                predictions.setdefault(system, []).append(Prediction(**item))
+    questions = {meta["questions"] for meta in metas}
+    if len(questions) != 1 or len({meta["test_file"] for meta in metas}) != 1:
+        raise ValueError("The reports were made on different question sets; they cannot share one table.")
+    meta = {**metas[0], "seconds_per_system": {k: v for m in metas for k, v in m["seconds_per_system"].items()},
+            "wall_seconds": sum(m["wall_seconds"] for m in metas), "merged_from": [str(f) for f in inputs],
+            "command": " ; ".join(m["command"] for m in metas if m.get("command"))}
+    ordered = {name: results[name] for name in SYSTEMS if name in results}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(out_dir, ordered, meta, {name: predictions.get(name, []) for name in ordered})
+    return {"results": ordered, "meta": meta}
+
+
+def _plot(out_dir: Path, results: dict[str, Any]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib is not installed: no plot (the table and results.json hold every figure)")
+        return
+    names = list(results)
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    width = 0.2
+    for offset, key in enumerate(["accuracy", "recall@1", "recall@5", "recall@20"]):
+        values = [results[n][key] or 0.0 for n in names]
+        axis.bar([i + offset * width for i in range(len(names))], values, width, label=key)
+    axis.set_xticks([i + 1.5 * width for i in range(len(names))], [SYSTEMS[n].split(" ")[0] for n in names])
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_dir / "accuracy_recall.png", dpi=120)
+    plt.close(figure)
+
+
+def command_line() -> str:
+    return " ".join(["python -m trainer"] + sys.argv[1:])
