@@ -55,7 +55,6 @@ class GuidelineStore:
         self._registry_read = 0.0
         self._lock = threading.RLock()  # writes: add, delete, recover
         self._cache_lock = threading.Lock()  # the cached registry
-        self._pending: set[str] = set()  # documents being written by this process, not yet committed
         if recover:
             self.recover()
 
@@ -88,7 +87,6 @@ class GuidelineStore:
         if len(chunks) != len(embeddings):
             raise ValueError("one embedding per chunk is required")
         with self._lock:
-            self._pending.add(info.doc_id)
             self._delete_chunks(info.doc_id)  # leftovers of an earlier, interrupted attempt
             try:
                 batch = max(1, min(5000, int(self.client.get_max_batch_size())))
@@ -105,7 +103,6 @@ class GuidelineStore:
                 raise
             finally:
                 self._documents(fresh=True)
-                self._pending.discard(info.doc_id)
 
     def _commit(self, info: DocumentInfo) -> None:
         self.registry.upsert(ids=[info.doc_id], embeddings=[[1.0]], metadatas=[info.as_dict()])
@@ -147,32 +144,45 @@ class GuidelineStore:
         return int(self.chunks.count())
 
     def query(self, embedding: np.ndarray, k: int, doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
-        """The k passages nearest to the embedding, from committed documents, best first."""
+        """The k passages nearest to the embedding, from committed documents, best first.
+
+        Filtering every query to the committed documents would cost an `$in` over the whole library, so the
+        common case runs unfiltered and drops uncommitted hits; only when they crowded out the library's
+        passages (a long guideline being written, here or by another process) is the query repeated with
+        the filter.
+        """
         committed = self._documents()
-        where: dict[str, Any] | None = None
+        if not committed or self.count() == 0:
+            return []
         if doc_ids:
             allowed = [d for d in doc_ids if d in committed]
             if not allowed:
                 return []
-            where = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
-        elif self._pending:
-            # Chunks of a document being written (thousands, for a long guideline) would otherwise fill the
-            # results and leave no place for the library's passages. Filtering costs time, so only now.
-            pending = sorted(self._pending)
-            where = {"doc_id": {"$ne": pending[0]}} if len(pending) == 1 else {"doc_id": {"$nin": pending}}
-        available = self.count()
-        if available == 0:
-            return []
+            return self._search(embedding, k, committed, allowed)
+        hits, dropped = self._search_unfiltered(embedding, k, committed)
+        if dropped and len(hits) < k:
+            return self._search(embedding, k, committed, list(committed))
+        return hits
+
+    def _search_unfiltered(self, embedding: np.ndarray, k: int, committed: dict[str, DocumentInfo]
+                           ) -> tuple[list[tuple[Chunk, float]], bool]:
+        hits = self._run(embedding, k + 8, None)
+        kept = [(chunk, score) for chunk, score in hits if chunk.doc_id in committed]
+        return kept[:k], len(kept) < len(hits)
+
+    def _search(self, embedding: np.ndarray, k: int, committed: dict[str, DocumentInfo], allowed: list[str]
+                ) -> list[tuple[Chunk, float]]:
+        where = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
+        return [(chunk, score) for chunk, score in self._run(embedding, k, where) if chunk.doc_id in committed][:k]
+
+    def _run(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None) -> list[tuple[Chunk, float]]:
         result = self.chunks.query(query_embeddings=[np.asarray(embedding, dtype=np.float32)],
-                                   n_results=min(available, k + 8), where=where,
+                                   n_results=max(1, min(self.count(), n)), where=where,
                                    include=["documents", "metadatas", "distances"])
-        hits: list[tuple[Chunk, float]] = []
-        for text, meta, distance in zip(result["documents"][0], result["metadatas"][0], result["distances"][0]):
-            if meta["doc_id"] not in committed:
-                continue  # being written right now, or left by a crash: not yet part of the library
-            chunk = Chunk(text=text, **{k: meta[k] for k in Chunk.__dataclass_fields__ if k != "text"})
-            hits.append((chunk, 1.0 - float(distance)))
-        return hits[:k]
+        return [(Chunk(text=text, **{k: meta[k] for k in Chunk.__dataclass_fields__ if k != "text"}),
+                 1.0 - float(distance))
+                for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
+                                                result["distances"][0])]
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         """All chunks of one document in order (for checks and re-embedding)."""
