@@ -36,7 +36,8 @@ guidelines: $(STAMP)
 	$(PY) guidelines/render.py
 
 bench: $(STAMP)
-	$(PY) bench/ingest.py && $(PY) bench/answer.py
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) bench/ingest.py && $(PY) bench/answer.py && $(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
