@@ -123,9 +123,13 @@ def _fit(text: str, start: int, end: int, tokens: int, limit: int,
 
 
 def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
-               section: str = "") -> tuple[list[Span], str]:
-    """Chunk one page. Returns the spans and the section heading in force at the end of the page."""
-    pieces: list[tuple[int, int, bool]] = list(units(text))
+               section: str = "", headings_as_body: bool = False) -> tuple[list[Span], str]:
+    """Chunk one page. Returns the spans and the section heading in force at the end of the page.
+
+    A page whose every line looks like a heading (a contents page, a table set in capitals) is chunked
+    with its "headings" as text, so nothing on it is lost from the index.
+    """
+    pieces: list[tuple[int, int, bool]] = [(s, e, h and not headings_as_body) for s, e, h in units(text)]
     counts = count_tokens([text[s:e] for s, e, _ in pieces])
     sized: list[tuple[int, int, bool, int]] = []
     for (start, end, heading), tokens in zip(pieces, counts):
@@ -155,17 +159,22 @@ def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
             current_section = re.sub(r"\s+", " ", text[start:end]).strip()
             current = [(start, end, tokens, True)]
             continue
-        if current and sum(item[2] for item in current) + tokens > size and has_new_text():
-            emit()
-            tail: list[tuple[int, int, int, bool]] = []
-            for item in reversed(current[1:]):
-                if sum(t[2] for t in tail) + item[2] > overlap:
-                    break
-                tail.insert(0, item)
-            while tail and sum(t[2] for t in tail) + tokens > size:
-                tail.pop(0)
-            current = tail
+        if current and sum(item[2] for item in current) + tokens > size:
+            if not has_new_text():  # only a heading or overlap before it: the heading lives on as the section
+                current = []
+            else:
+                emit()
+                tail: list[tuple[int, int, int, bool]] = []
+                for item in reversed(current[1:]):
+                    if sum(t[2] for t in tail) + item[2] > overlap:
+                        break
+                    tail.insert(0, item)
+                while tail and sum(t[2] for t in tail) + tokens > size:
+                    tail.pop(0)
+                current = tail
         current.append((start, end, tokens, False))
     if has_new_text():
         emit()
+    if not spans and pieces and not headings_as_body:
+        return chunk_page(text, count_tokens, size, overlap, section, headings_as_body=True)[0], current_section
     return spans, current_section
