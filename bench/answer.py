@@ -318,7 +318,9 @@ def targets(outcomes: list[Outcome]) -> list[list[Any]]:
         rows.append([f"load <= 5 s ({o.precision})", f"{load:.1f} s", verdict(load <= 5)])
         if o.precision == "nf4":
             size = o.data["footprint_mb"]
-            rows.append(["4-bit model <= 150 MB (get_memory_footprint)", f"{size:.0f} MB", verdict(size <= 150)])
+            megabytes = size * 2**20 / 1e6
+            rows.append(["4-bit model <= 150 MB (get_memory_footprint)", f"{megabytes:.0f} MB ({size:.0f} MiB)",
+                         verdict(megabytes <= 150)])
     return rows
 
 
@@ -344,7 +346,7 @@ def report(outcomes: list[Outcome], task: dict[str, Any], load_before: str, quic
         "and decoding settings (TTFT = first new token). Decode tokens/s excludes the first token.",
         "",
         markdown_table(["precision", "load s", "TTFT p50 s (ours)", "decode tok/s (ours)", "TTFT p50 s (peer)",
-                        "decode tok/s (peer)", "peer load s", "model footprint MB", "peak RSS delta MB",
+                        "decode tok/s (peer)", "peer load s", "model footprint MiB", "peak RSS delta MiB",
                         "s per MC question"], speed_rows(outcomes)),
         "",
         f"Multiple-choice quality at equal settings ({len(task['questions'])} questions sampled with seed 0 from "
