@@ -32,22 +32,34 @@ def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, **setti
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"app exited with {process.returncode}; see {log.name}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"app did not answer within {timeout} s; see {log.name}")
-                time.sleep(0.5)
+        wait_until_serving(process, url, timeout, log.name)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
+
+
+def wait_until_serving(process: subprocess.Popen, url: str, timeout: float, log_name: str) -> None:
+    """Poll the URL until it answers 200; fail early when the server process exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see {log_name}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server did not answer within {timeout} s; see {log_name}")
+        time.sleep(0.25)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)

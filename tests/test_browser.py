@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (make test installs it with apt-get when it can)",
+    pytest.skip(reason="Debian's chromium is not installed (make test installs it with apt-get when it can)",
                 allow_module_level=True)
 
 XSS_PAGE = ("1 Malicious markup\nThe vaccine passage ends here <script>window.__pwned = 1</script> "

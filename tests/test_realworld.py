@@ -18,7 +18,7 @@ from assistant.errors import DocumentError, NoTextError
 from conftest import REALWORLD
 
 if not REALWORLD.is_dir():
-    pytest.skip(f"the real guideline PDFs are not available: {REALWORLD} does not exist "
+    pytest.skip(reason=f"the real guideline PDFs are not available: {REALWORLD} does not exist "
                 "(they are test material kept outside the project)", allow_module_level=True)
 
 NO_TEXT_LAYER = {"india-mohfw-annual-report-2016-17-ch3.pdf", "sa-ndoh-epi-schedule-2009.pdf"}

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from app_server import stop, wait_until_serving
+
 from assistant.config import load_settings
 from assistant.ingest import Library
 from assistant.store import GuidelineStore, make_client
@@ -31,35 +33,17 @@ def free_port() -> int:
 def chroma_server(tmp_path):
     """A Chroma server on a free local port, persisting in a temporary folder; stopped afterwards."""
     if not CHROMA.is_file():
-        pytest.skip(f"the chroma command is not installed at {CHROMA}")
+        pytest.skip(reason=f"the chroma command is not installed at {CHROMA}")
     port = free_port()
     log = open(tmp_path / "chroma.log", "wb")
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     process = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"chroma run exited with {process.returncode}: "
-                                   f"{(tmp_path / 'chroma.log').read_text(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("chroma run did not answer within 60 s")
-            time.sleep(0.25)
+        wait_until_serving(process, f"http://127.0.0.1:{port}/api/v2/heartbeat", 60, str(tmp_path / "chroma.log"))
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
+        stop(process)
         log.close()
 
 
