@@ -72,3 +72,62 @@ def test_stream_yields_text_and_respects_max_tokens(tiny_generator):
     pieces = list(tiny_generator.stream([{"role": "user", "content": "Hello"}], max_new_tokens=8))
     text = "".join(pieces)
     assert pieces and len(tiny_generator.tokenizer(text, add_special_tokens=False)["input_ids"]) <= 9
+
+
+def _reference_nll(model, tokenizer, prompt: str, completion: str) -> torch.Tensor:
+    """The plain definition, one unpadded sequence, logits at every position."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = torch.tensor([prompt_ids + target_ids])
+    logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+    picked = logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]][len(prompt_ids) - 1:]
+    return -picked.mean()
+
+
+def test_completion_nll_matches_the_plain_definition_under_left_padding(tiny_generator):
+    model, tokenizer = tiny_generator.model, tiny_generator.tokenizer
+    prompts = ["short prompt", "a much longer prompt about dosing " * 12, "mid length prompt here"]
+    completions = ["B. yes", "C. no, never in pregnancy", "A"]
+    with torch.no_grad():
+        batched = completion_nll(model, tokenizer, prompts, completions)
+        reference = torch.stack([_reference_nll(model, tokenizer, p, c) for p, c in zip(prompts, completions)])
+    assert torch.allclose(batched, reference, atol=1e-4), (batched, reference)
+
+
+def test_completion_nll_gradients_equal_those_of_single_rows(tiny_generator):
+    model, tokenizer = tiny_generator.model, tiny_generator.tokenizer
+    prompts, completions = ["short prompt", "a much longer prompt " * 15], ["B. yes", "C. no"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.enable_grad():
+        completion_nll(model, tokenizer, prompts, completions).sum().backward()
+        together = [p.grad.clone() for p in params]
+        model.zero_grad(set_to_none=True)
+        for prompt, completion in zip(prompts, completions):
+            completion_nll(model, tokenizer, [prompt], [completion]).sum().backward()
+        separate = [p.grad.clone() for p in params]
+    model.zero_grad(set_to_none=True)
+    assert all(torch.isfinite(g).all() for g in together)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(together, separate))
+
+
+def test_shared_prompt_scoring_equals_scoring_each_option_in_full(tiny_generator):
+    from assistant.generator import shared_prompt_nll
+
+    model, tokenizer = tiny_generator.model, tiny_generator.tokenizer
+    prompt = render(tokenizer, choice_messages("What dose?", {"A": "5 mg", "B": "500 micrograms"},
+                                               [_evidence("Give 500 micrograms intramuscularly.")]))
+    options = ["A. 5 mg", "B. 500 micrograms intramuscularly, repeated after 5 minutes", "C. x"]
+    with torch.no_grad():
+        shared = shared_prompt_nll(model, tokenizer, prompt, options)
+        full = completion_nll(model, tokenizer, [prompt] * len(options), options)
+    assert torch.allclose(shared, full, atol=1e-4), (shared, full)
+
+
+def test_auto_precision_follows_the_hardware():
+    from assistant.models import native_bf16, pick_precision
+
+    # the CPU flag check agrees with what oneDNN itself reports for this machine
+    assert native_bf16("cpu") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert pick_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
+    assert pick_precision("auto", "cuda") == "nf4"
+    assert pick_precision("int8", "cpu") == "int8"
