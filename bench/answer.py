@@ -333,8 +333,7 @@ def report(outcomes: list[Outcome], task: dict[str, Any], load_before: str, quic
         f"- Date: {benchlib.today()}",
         f"- Command: `{benchlib.command_line()}`",
         f"- Machine: {benchlib.machine_description()}",
-        f"- The machine was shared with other engineers' processes during the run (load average 1/5/15 min "
-        f"before: {load_before}; after: {benchlib.load_average()}; 2 cores): absolute times are pessimistic.",
+        f"- {benchlib.load_note(load_before, benchlib.load_average())}",
         f"- Model: packaged SmolLM2-135M-Instruct, loaded by `load_generator` from the converted safetensors "
         f"cache (files in the page cache). {len(task['prompts'])} prompts: questions from "
         f"guidelines/qa/raw/{QUESTIONS_FILE}, each with the top {EVIDENCE_PASSAGES} chunks of {GUIDELINE_PDF} by "

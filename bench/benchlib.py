@@ -103,3 +103,16 @@ def replace_section(name: str, body: str, path: Path = RESULTS) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def load_note(before: str, after: str, cores: int | None = None) -> str:
+    """One sentence on how busy the machine was. The load before the run is the signal: during and after
+    it, the benchmark's own threads are part of the load average."""
+    cores = cores or os.cpu_count() or 1
+    try:
+        other = float(before.split("/")[0])
+    except ValueError:
+        other = float("nan")
+    state = ("otherwise idle" if other < 0.5 * cores else
+             "shared with other processes: absolute figures are pessimistic, the ratios are the robust part")
+    return f"The machine was {state} (load average 1/5/15 min before: {before}; after: {after}; {cores} cores)."
