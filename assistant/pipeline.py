@@ -19,7 +19,7 @@ from .chunking import units
 from .config import Settings
 from .errors import QuestionError
 from .generator import Generator
-from .prompts import answer_messages, looks_like_injection
+from .prompts import answer_messages, context_order, looks_like_injection
 from .records import Answer, Evidence
 from .retriever import Retriever, retrieval_query
 
@@ -213,8 +213,12 @@ class Pipeline:
 
     def choose(self, question: str, options: dict[str, str], top_k: int | None = None,
                evidence: list[Evidence] | None = None) -> tuple[str, dict[str, float], list[Evidence]]:
-        """Multiple-choice mode: retrieve (unless evidence is given), then score each option."""
+        """Multiple-choice mode: retrieve (unless evidence is given), then score each option.
+
+        Retrieved evidence goes into the prompt best passage last, as in training; given evidence is used
+        in the order given."""
         if evidence is None:
-            evidence = self.retriever.search(choice_query(question, options), top_k or self.settings.top_k)
+            found = self.retriever.search(choice_query(question, options), top_k or self.settings.top_k)
+            evidence = context_order(found)
         letter, scores = self.generator.score_options(question, options, evidence)
         return letter, scores, evidence

@@ -77,6 +77,14 @@ def choice_messages(question: str, options: dict[str, str], evidence: list[Evide
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
 
+def context_order(evidence: list[Evidence]) -> list[Evidence]:
+    """Best-first evidence -> the multiple-choice prompt's order: best passage last, nearest the question,
+    renumbered [1]..[k]. The trainer, the evaluation and `Pipeline.choose` all use this layout, so a
+    fine-tuned model is scored on the layout it learned."""
+    ordered = list(reversed(evidence))
+    return [Evidence(**{**item.as_dict(), "number": number}) for number, item in enumerate(ordered, 1)]
+
+
 def choice_completion(letter: str, options: dict[str, str]) -> str:
     return f"{letter}. {options[letter]}"
 

@@ -66,8 +66,11 @@ def test_restricting_to_documents(pipeline, assistant):
 
 def test_multiple_choice_mode_returns_letter_scores_and_evidence(pipeline):
     options = {"A": "50 micrograms", "B": "500 micrograms", "C": "5 mg", "D": "1 g"}
-    letter, scores, evidence = pipeline.choose("Adult IM adrenaline dose in anaphylaxis?", options, top_k=2)
-    assert letter in options and set(scores) == set(options) and len(evidence) == 2
+    letter, scores, evidence = pipeline.choose("Adult IM adrenaline dose in anaphylaxis?", options, top_k=3)
+    assert letter in options and set(scores) == set(options) and len(evidence) == 3
+    # the layout the trainer uses: best passage last, nearest the question, numbered in prompt order
+    assert [e.score for e in evidence] == sorted(e.score for e in evidence)
+    assert [e.number for e in evidence] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("question", ["", "   \n\t ", "\x00\x01", "?!"])

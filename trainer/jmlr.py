@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from assistant.generator import completion_nll
 from assistant.ingest import embedding_text
-from assistant.prompts import choice_messages, render
+from assistant.prompts import choice_messages, context_order, render
 from assistant.records import Chunk, Evidence
 
 from .config import TrainConfig
@@ -83,15 +83,6 @@ def to_evidence(chunk: Chunk, number: int, score: float) -> Evidence:
     return Evidence(number=number, doc_id=chunk.doc_id, file=chunk.file_name, title=chunk.title, page=chunk.page,
                     page_label=chunk.page_label, section=chunk.section, score=round(float(score), 4),
                     text=chunk.text, chunk_id=chunk.chunk_id)
-
-
-def context_order(evidence: list[Evidence]) -> list[Evidence]:
-    """Best-first evidence -> prompt order: best passage last, nearest the question; renumbered [1]..[k].
-
-    Training and evaluation both use this order, so the model is scored on the layout it learned.
-    """
-    ordered = list(reversed(evidence))
-    return [Evidence(**{**item.as_dict(), "number": number}) for number, item in enumerate(ordered, 1)]
 
 
 def choice_prompt(tokenizer: Any, record: QARecord, evidence: list[Evidence]) -> str:
@@ -164,16 +155,18 @@ def answer_utility(models: Models, examples: list[Example], picks: list[torch.Te
     generator = unwrap(models.generator)  # no gradients: no need to go through a DDP wrapper
     was_training = generator.training
     generator.eval()
-    values = []
+    # Batches of similar length: padding is work too, and passages differ a lot in length.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(targets[i]))
+    flat = torch.empty(len(prompts))
     try:
         with torch.no_grad():
             size = cfg.utility_batch_size
-            for start in range(0, len(prompts), size):
-                values.append(completion_nll(generator, models.tokenizer, prompts[start:start + size],
-                                             targets[start:start + size], cfg.max_length).float().cpu())
+            for start in range(0, len(order), size):
+                chunk = order[start:start + size]
+                flat[chunk] = completion_nll(generator, models.tokenizer, [prompts[i] for i in chunk],
+                                             [targets[i] for i in chunk], cfg.max_length).float().cpu()
     finally:
         generator.train(was_training)
-    flat = torch.cat(values)
     sizes = [len(chosen) for chosen in picks]
     return list(torch.split(flat, sizes))
 
