@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from assistant.prompts import context_order
 from pdfs import GUIDELINE_PAGES, make_pdf
 from trainer.config import TrainConfig, load_config
-from trainer.jmlr import context_order, dynamic_sample, kl_loss, rank_loss, rescale, retriever_accuracy
+from trainer.jmlr import dynamic_sample, kl_loss, rank_loss, rescale, retriever_accuracy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +103,7 @@ def tiny_config(base: Path, tiny_model_dir: Path, guideline_dir: Path, qa_file: 
                       k_context=2, batch_size=2, epochs=1, train_file=str(qa_file), dev_file=str(qa_file),
                       guidelines_dir=str(guideline_dir), data_dir=str(data_dir), output_dir=str(base / "run"),
                       model_cache=str(base / "cache"), device="cpu", seed=0, checkpoint_every=0, max_length=1024,
-                      utility_batch_size=4)
+                      utility_batch_size=4, grad_accum=1)
     return cfg.replace(**changes)
 
 
@@ -279,6 +280,22 @@ def test_one_step_updates_both_groups_each_at_its_own_rate(make_cfg):
     assert groups["generator"]["params"][0] is generator.weight and groups["retriever"]["params"][0] is encoder.weight
 
 
+def test_gradient_accumulation_makes_one_update_from_several_micro_batches(make_cfg):
+    """The default config trains 1 question per micro-batch and updates every 4: the step count, the
+    examples per step and the size of Adam's first update must follow the accumulated step, not the micro-batch."""
+    from trainer.train import planned_steps, train
+
+    lr_gen = 1e-3
+    cfg = make_cfg(batch_size=1, grad_accum=3, max_steps=1, lr_generator=lr_gen, scheduler="constant",
+                   max_grad_norm=0.0)
+    assert planned_steps(cfg.replace(max_steps=0), 6, 1) == 2
+    final = train(cfg)
+    rows = metrics_rows(cfg.output_path)
+    assert len(rows) == 1 and int(rows[0]["step"]) == 1 and int(rows[0]["examples"]) == 3
+    lora_b = [w for name, w in adapter_weights(final).items() if "lora_B" in name]
+    assert max(float(w.abs().max()) for w in lora_b) == pytest.approx(lr_gen, rel=0.02)  # one step, not three
+
+
 def _packaged_encoder() -> str:
     from assistant.models import resolve_encoder_source
 
@@ -353,7 +370,10 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
     evaluate(cfg, str(qa_file), {"jmlr": str(final)}, tmp_path / "joint", precision="fp32", systems=["jmlr"])
     out = tmp_path / "report"
     report = merge_reports([tmp_path / "baselines", tmp_path / "joint"], out)
-    assert {p.name for p in out.iterdir()} >= {"report.md", "results.json", "predictions.jsonl"}
+    assert {p.name for p in out.iterdir()} >= {"report.md", "results.json", "predictions.jsonl",
+                                               "accuracy_recall.png", "training_curves.png"}
+    text = (out / "report.md").read_text()
+    assert "## Training" in text and "CPU h" in text  # what training cost, from the checkpoint
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 3 * len(QUESTIONS)
     results = json.loads((out / "results.json").read_text())
     for name in ("base", "rag", "jmlr"):
@@ -423,3 +443,29 @@ def test_smoke_config_end_to_end_on_the_real_model_in_nf4(tmp_path, guideline_di
     assistant = build(cfg.assistant_settings(checkpoint=str(final), precision="nf4"))
     loaded = load_generator(assistant.settings)
     assert loaded.info["precision"] == "nf4" and loaded.info["adapter"] == str(final / "adapter")
+
+
+def test_answer_utility_keeps_each_passage_with_its_own_loss(tiny_generator):
+    """Utility prompts are batched by length; each value must still belong to its own passage."""
+    from assistant.generator import completion_nll
+    from assistant.records import Chunk
+    from trainer.jmlr import Example, Models, answer_utility, choice_prompt, to_evidence
+    from trainer.qa import QARecord, target_text
+
+    texts = ["Give 500 micrograms.", "Observe for 6 hours after two doses of adrenaline in all adults " * 6,
+             "Call for help.", "Lie the person flat and raise the legs " * 3]
+    chunks = [Chunk(doc_id="d" * 64, file_name="a.pdf", title="A", page=1, page_label="1", section="s",
+                    chunk_index=i, char_start=0, char_end=len(t), text=t) for i, t in enumerate(texts)]
+    record = QARecord(id="q", question="What dose?", options={"A": "5 mg", "B": "500 micrograms"}, answer="B")
+    models = Models(generator=tiny_generator.model, tokenizer=tiny_generator.tokenizer, query_encoder=None,
+                    passage_encoder=None, passage_vectors=None)
+    picks = [torch.tensor([3, 0, 1, 2])]
+    cfg = TrainConfig(utility_batch_size=2, max_length=1024)
+    (values,) = answer_utility(models, [Example(record=record, candidates=chunks, query="q")], picks, cfg)
+    with torch.no_grad():
+        expected = torch.stack([completion_nll(tiny_generator.model, tiny_generator.tokenizer,
+                                               [choice_prompt(tiny_generator.tokenizer, record,
+                                                              [to_evidence(chunks[i], 1, 0.0)])],
+                                               [target_text(record)], 1024)[0] for i in picks[0].tolist()])
+    assert torch.allclose(values, expected, atol=1e-4)
+    assert len(set(values.tolist())) == 4  # distinct passages, distinct losses: a mix-up would show

@@ -55,8 +55,8 @@ class TrainConfig:
     warmup_steps: int = 0
     scheduler: str = "linear"  # linear (warm-up then linear decay to 0) | constant (warm-up then flat)
     epochs: int = 1
-    batch_size: int = 4  # questions per micro-batch (per process)
-    grad_accum: int = 1  # micro-batches per optimizer step
+    batch_size: int = 1  # questions per micro-batch (per process); activation memory grows with it
+    grad_accum: int = 4  # micro-batches per optimizer step: 4 questions per update by default
     max_steps: int = 0  # stop after this many optimizer steps (0 = run all epochs)
     seed: int = 42
     gradient_checkpointing: bool = False  # saves memory on big models, costs time

@@ -8,6 +8,7 @@ both again for the test questions on documents seen and unseen in training.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -22,10 +23,10 @@ from tqdm import tqdm
 
 from assistant.config import Settings
 from assistant.pipeline import choice_query
+from assistant.prompts import context_order
 from assistant.records import Evidence
 
 from .config import TrainConfig
-from .jmlr import context_order
 from .qa import QARecord, load_records, subset
 
 log = logging.getLogger(__name__)
@@ -250,9 +251,71 @@ def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
             "among the top k retrieved. Accuracy interval: 95% Wilson.", ""]
     if meta.get("command"):
         text += ["Command:", "", f"    {meta['command']}", ""]
+    text += training_section(out_dir, results)
     (out_dir / "report.md").write_text("\n".join(text))
     _plot(out_dir, results)
     log.info("Report written to %s", out_dir)
+
+
+def training_section(out_dir: Path, results: dict[str, Any]) -> list[str]:
+    """What training the fine-tuned systems cost (from their checkpoint.json) and their curves (from
+    metrics.csv, plotted to training_curves.png)."""
+    runs = {name: Path(entry["checkpoint"]) for name, entry in results.items()
+            if entry.get("checkpoint") and (Path(entry["checkpoint"]) / "checkpoint.json").is_file()}
+    if not runs:
+        return []
+    rows = ["| system | steps | questions seen | training wall time | CPU time of the last process (a resumed run: "
+            "its last part) | device x processes | "
+            "precision |", "|---|---|---|---|---|---|---|"]
+    curves: dict[str, list[dict[str, str]]] = {}
+    for name, folder in runs.items():
+        info = json.loads((folder / "checkpoint.json").read_text())
+        cpu = info.get("process_cpu_seconds")
+        rows.append(f"| {SYSTEMS[name]} | {info.get('step')} | {info.get('examples_seen')} | "
+                    f"{info.get('elapsed_seconds', 0) / 3600:.2f} h | "
+                    f"{f'{cpu / 3600:.2f} CPU h' if cpu else 'not recorded'} | "
+                    f"{info.get('device', '?')} x {info.get('processes', 1)} | {info.get('precision')} |")
+        if (folder / "metrics.csv").is_file():
+            with (folder / "metrics.csv").open() as handle:
+                curves[name] = [row for row in csv.DictReader(handle) if row.get("loss")]
+    _plot_training(out_dir, curves)
+    lines = ["## Training", "", *rows, ""]
+    if curves:
+        lines += ["Curves: `training_curves.png` (generator loss, retriever loss and retriever accuracy per step, "
+                  "from each checkpoint's metrics.csv).", ""]
+    return lines
+
+
+def _plot_training(out_dir: Path, curves: dict[str, list[dict[str, str]]]) -> None:
+    plt = _pyplot()
+    if plt is None or not curves:
+        return
+    figure, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for name, rows in curves.items():
+        steps = [int(row["step"]) for row in rows]
+        for axis, key in zip(axes, ("gen_loss", "ret_loss", "retriever_acc")):
+            values = [float(row[key]) if row.get(key) not in (None, "", "nan") else math.nan for row in rows]
+            if not all(math.isnan(v) for v in values):
+                axis.plot(steps, values, label=SYSTEMS[name].split(" ")[0], linewidth=1)
+    for axis, title in zip(axes, ("generator loss", "retriever loss", "retriever accuracy (step)")):
+        axis.set_title(title, fontsize=9)
+        axis.set_xlabel("step", fontsize=8)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out_dir / "training_curves.png", dpi=110)
+    plt.close(figure)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib is not installed: no plots (the tables and results.json hold every figure)")
+        return None
+    return plt
 
 
 def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
@@ -283,13 +346,8 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
 
 
 def _plot(out_dir: Path, results: dict[str, Any]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.info("matplotlib is not installed: no plot (the table and results.json hold every figure)")
+    plt = _pyplot()
+    if plt is None:
         return
     names = list(results)
     figure, axis = plt.subplots(figsize=(7, 3.5))

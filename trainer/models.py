@@ -83,7 +83,7 @@ def load_retrievers(cfg: TrainConfig, settings: Settings, device: str) -> tuple[
 
     The base encoder indexes the initial collection and stays as it is; the trained sides start as copies.
     """
-    base = load_encoder(settings.embedding_model, device)
+    base = load_encoder(settings.embedding_model, device, settings.encoder_precision)
     base.model.requires_grad_(False)
     # The trained sides keep requires_grad even when the retriever is frozen (lambda 0): no gradient
     # reaches them then, and DistributedDataParallel refuses modules without trainable parameters.

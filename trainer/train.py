@@ -109,6 +109,8 @@ class Run:
                 "train_sides": self.cfg.train_sides, "collection": progress.collection,
                 "data_dir": str(self.settings.data_dir), "step": progress.global_step, "epoch": progress.epoch + 1,
                 "examples_seen": progress.examples_seen, "elapsed_seconds": round(progress.elapsed_seconds, 1),
+                "process_cpu_seconds": round(time.process_time(), 1), "device": str(self.accelerator.device),
+                "processes": self.accelerator.num_processes,
                 "config": self.cfg.as_dict(), **(extra or {})}
 
 
