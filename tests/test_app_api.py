@@ -82,3 +82,24 @@ def test_the_readme_api_example_runs_as_written(client, capsys):
         os.chdir(cwd)
     printed = capsys.readouterr().out
     assert "indexed" in printed and "who-2023-malaria.pdf" in printed
+
+
+def test_the_shared_acceptance_check_passes_against_a_fresh_app(tmp_path):
+    """../shared/acceptance/api_check.py, run as a client program would run it, on an empty app."""
+    import subprocess
+    import sys
+
+    from conftest import ACCEPTANCE
+
+    if not (ACCEPTANCE / "api_check.py").is_file():
+        pytest.skip(reason=f"{ACCEPTANCE} is not present on this machine")
+    data = tmp_path / "data"
+    data.mkdir()
+    with running_app(data, MODEL_CACHE) as url:
+        done = subprocess.run([sys.executable, str(ACCEPTANCE / "api_check.py"), url,
+                               str(ACCEPTANCE / "questions.jsonl"), "5", str(ACCEPTANCE / "anaphylaxis_protocol.pdf")],
+                              capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["questions"] >= 5
+    assert figures["evidence_hit_at_k"] == 1.0 and figures["answer_hit"] == 1.0, done.stdout
