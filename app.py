@@ -9,8 +9,9 @@ import logging
 
 from assistant.config import load_settings
 from assistant.display import CSS
-from assistant.service import build, configure_logging
-from assistant.ui import build_ui, start_background
+from assistant.service import build_assistant, configure_logging
+from assistant.startup import start_background
+from assistant.ui import build_ui
 
 log = logging.getLogger("app")
 
@@ -18,7 +19,7 @@ log = logging.getLogger("app")
 def main() -> None:
     configure_logging()
     settings = load_settings()
-    assistant = build(settings)
+    assistant = build_assistant(settings)
     startup = start_background(assistant)
     demo = build_ui(assistant, startup)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 # The title must start with a capital: "2 tablets twice daily" is a wrapped sentence, not section 2.
 _NUMBERED_HEADING = re.compile(
@@ -122,6 +122,35 @@ def _fit(text: str, start: int, end: int, tokens: int, limit: int,
     return fitted
 
 
+Unit = tuple[int, int, int, bool]  # (start, end, tokens, is_heading) of one sentence, list item or heading
+
+
+def _sized_units(text: str, count_tokens: TokenCounter, size: int, headings_as_body: bool) -> list[Unit]:
+    """Every unit of the page with its token count; body units over the size are cut into pieces under it."""
+    pieces = [(s, e, h and not headings_as_body) for s, e, h in units(text)]
+    counts = count_tokens([text[s:e] for s, e, _ in pieces])
+    sized: list[Unit] = []
+    for (start, end, heading), tokens in zip(pieces, counts):
+        if tokens > size and not heading:
+            sized.extend((s, e, n, False) for s, e, n in _fit(text, start, end, tokens, size, count_tokens))
+        else:
+            sized.append((start, end, tokens, heading))
+    return sized
+
+
+def _overlap_tail(current: list[Unit], overlap: int, next_tokens: int, size: int) -> list[Unit]:
+    """The last units of a finished chunk that open the next one: up to `overlap` tokens, and never so many
+    that the next unit would not fit beside them."""
+    tail: list[Unit] = []
+    for item in reversed(current[1:]):
+        if sum(t[2] for t in tail) + item[2] > overlap:
+            break
+        tail.insert(0, item)
+    while tail and sum(t[2] for t in tail) + next_tokens > size:
+        tail.pop(0)
+    return tail
+
+
 def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
                section: str = "", headings_as_body: bool = False) -> tuple[list[Span], str]:
     """Chunk one page. Returns the spans and the section heading in force at the end of the page.
@@ -129,30 +158,22 @@ def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
     A page whose every line looks like a heading (a contents page, a table set in capitals) is chunked
     with its "headings" as text, so nothing on it is lost from the index.
     """
-    pieces: list[tuple[int, int, bool]] = [(s, e, h and not headings_as_body) for s, e, h in units(text)]
-    counts = count_tokens([text[s:e] for s, e, _ in pieces])
-    sized: list[tuple[int, int, bool, int]] = []
-    for (start, end, heading), tokens in zip(pieces, counts):
-        if tokens > size and not heading:
-            sized.extend((s, e, False, n) for s, e, n in _fit(text, start, end, tokens, size, count_tokens))
-        else:
-            sized.append((start, end, heading, tokens))
-
+    sized = _sized_units(text, count_tokens, size, headings_as_body)
     spans: list[Span] = []
-    current: list[tuple[int, int, int, bool]] = []  # (start, end, tokens, is_heading) of the chunk being built
+    current: list[Unit] = []  # the chunk being built
     current_section = section
     last_end = -1  # end of the last emitted chunk: units before it are overlap, not new text
+
+    def has_new_text() -> bool:
+        """New body text since the last chunk: a heading alone is not worth a chunk (it lives on as the section)."""
+        return any(end > last_end and not is_head for _, end, _, is_head in current)
 
     def emit() -> None:
         nonlocal last_end
         spans.append(Span(current[0][0], current[-1][1], current_section))
         last_end = current[-1][1]
 
-    def has_new_text() -> bool:
-        """New body text since the last chunk: a heading alone is not worth a chunk (it lives on as the section)."""
-        return any(end > last_end and not is_head for _, end, _, is_head in current)
-
-    for start, end, heading, tokens in sized:
+    for start, end, tokens, heading in sized:
         if heading:
             if has_new_text():
                 emit()
@@ -160,21 +181,15 @@ def chunk_page(text: str, count_tokens: TokenCounter, size: int, overlap: int,
             current = [(start, end, tokens, True)]
             continue
         if current and sum(item[2] for item in current) + tokens > size:
-            if not has_new_text():  # only a heading or overlap before it: the heading lives on as the section
-                current = []
-            else:
+            # full: emit it (unless it holds only a heading or overlap) and start the next from its tail
+            if has_new_text():
                 emit()
-                tail: list[tuple[int, int, int, bool]] = []
-                for item in reversed(current[1:]):
-                    if sum(t[2] for t in tail) + item[2] > overlap:
-                        break
-                    tail.insert(0, item)
-                while tail and sum(t[2] for t in tail) + tokens > size:
-                    tail.pop(0)
-                current = tail
+                current = _overlap_tail(current, overlap, tokens, size)
+            else:
+                current = []
         current.append((start, end, tokens, False))
     if has_new_text():
         emit()
-    if not spans and pieces and not headings_as_body:
+    if not spans and sized and not headings_as_body:
         return chunk_page(text, count_tokens, size, overlap, section, headings_as_body=True)[0], current_section
     return spans, current_section

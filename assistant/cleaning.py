@@ -131,7 +131,7 @@ def read_printed_labels(pages: list[list[str]]) -> list[str | None]:
             labels.append(label if int(label) - number == offset else None)
         else:
             labels.append(label)
-    if support >= max(2, len(pages) // 3):
+    if offset is not None and support >= max(2, len(pages) // 3):
         # fill gaps (a page whose footer was an image) from the consistent offset
         first = next(i for i, label in enumerate(labels, 1) if label and label.isdigit())
         labels = [label if label or number < first else str(number + offset)

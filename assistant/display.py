@@ -12,9 +12,9 @@ from .chunking import is_heading
 from .records import Answer, DocumentInfo, Evidence
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]{2,}")
-_STOPWORDS = set("""the and for with what which when where does should than from that this into have has
-are was were who how why can may not any all per its their there about after before over under between
-patient patients adult adults give given use used""".split())
+_STOPWORDS = set("""the and for with what which when where does should than from that this into have has are was were
+who how why can may not any all per its their there about after before over under between patient
+patients adult adults give given use used""".split())
 _LIST_ITEM = re.compile(r"^\s*(?:[•▪●◦‣∙·*–—-]|\d{1,2}[.)]\s|\(?[a-z][.)]\s)")
 _MARKDOWN_ACTIVE = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 

@@ -1,107 +1,89 @@
-"""The answer model: streamed generation, and log-likelihood scoring of given completions.
-
-`completion_nll` is the one implementation of "how likely is this answer given this prompt": the
-multiple-choice mode uses it without gradients, the trainer uses it for both the per-passage utility
-(no gradients) and the generator loss (with gradients).
-"""
+"""The answer model: loading it at the configured precision, streamed generation, and option scoring."""
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Iterator
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from .config import Settings
-from .models import LoadedGenerator, load_generator
-from .prompts import choice_completion, choice_messages, render
+from .choice import choice_completion, choice_messages
+from .config import PACKAGED, Settings
+from .errors import ModelLoadError
+from .hardware import native_bf16, pick_device, pick_precision
+from .likelihood import shared_prompt_nll
+from .packaged import hub_hint, resolve_generator_source
+from .prompts import render
 from .records import Evidence
 
 log = logging.getLogger(__name__)
+_load_lock = threading.Lock()
 
 
-def _encode_pairs(tokenizer: Any, prompts: list[str], completions: list[str], max_length: int
-                  ) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, completion ids + eos) per pair; prompts cut from the left so completions fit whole."""
-    pairs = []
-    for prompt, completion in zip(prompts, completions):
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        target_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-        if tokenizer.eos_token_id is not None:
-            target_ids = target_ids + [tokenizer.eos_token_id]
-        pairs.append((prompt_ids[-max(1, max_length - len(target_ids)):], target_ids))
-    return pairs
+@dataclass
+class LoadedGenerator:
+    model: Any
+    tokenizer: Any
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def completion_nll(model: Any, tokenizer: Any, prompts: list[str], completions: list[str],
-                   max_length: int = 2048) -> torch.Tensor:
-    """Mean negative log-likelihood per completion token, one value per (prompt, completion) pair.
+def _quantization_kwargs(precision: str, device: str) -> dict[str, Any]:
+    """from_pretrained arguments for a precision: bitsandbytes for nf4/int8, a dtype otherwise."""
+    if precision not in ("nf4", "int8"):
+        return {"dtype": torch.bfloat16 if precision == "bf16" else torch.float32}
+    from transformers import BitsAndBytesConfig
 
-    Prompts are truncated from the left if needed, so the completion is always scored in full.
-    Rows are left-padded so every completion ends at the last position; the vocabulary projection then
-    runs only over the completion positions (`logits_to_keep`), not over every prompt token, which is
-    most of the memory and a fifth of the compute for a small model with a large vocabulary.
-    Gradients flow when the caller has them enabled.
-    """
-    device = next(model.parameters()).device
-    pairs = _encode_pairs(tokenizer, prompts, completions, max_length)
-    width = max(len(p) + len(t) for p, t in pairs)
-    keep = max(len(t) for _, t in pairs) + 1  # the position before a completion predicts its first token
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(pairs), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(pairs), width), dtype=torch.long)
-    target_mask = torch.zeros((len(pairs), width), dtype=torch.float32)
-    for row, (prompt_ids, target_ids) in enumerate(pairs):
-        length = len(prompt_ids) + len(target_ids)
-        input_ids[row, width - length:] = torch.tensor(prompt_ids + target_ids)
-        attention[row, width - length:] = 1
-        target_mask[row, width - len(target_ids):] = 1.0
-    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    input_ids, attention, positions = input_ids.to(device), attention.to(device), positions.to(device)
-    target_mask = target_mask.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                   logits_to_keep=keep).logits[:, :-1, :].float()
-    targets = input_ids[:, width - keep + 1:]
-    token_nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    mask = target_mask[:, width - keep + 1:]
-    return (token_nll * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    # Layers left unquantized (embeddings, norms, head) and the 4-bit compute run in bf16 where the
+    # hardware has it: half the footprint of fp32 for those parts, and faster.
+    half = torch.bfloat16 if native_bf16(device) else torch.float32
+    quantization = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=half)
+                    if precision == "nf4" else BitsAndBytesConfig(load_in_8bit=True))
+    return {"quantization_config": quantization, "dtype": half, "device_map": {"": device if device != "cuda" else 0}}
 
 
-def shared_prompt_nll(model: Any, tokenizer: Any, prompt: str, completions: list[str],
-                      max_length: int = 2048) -> torch.Tensor:
-    """`completion_nll` for several completions of one prompt, reading the prompt once.
+def load_generator(settings: Settings) -> LoadedGenerator:
+    """Load the generator at the configured precision, with the adapter on top when one is set."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    The prompt runs once with the key/value cache on; the cache is repeated per completion and only the
-    completions' tokens run after it. For four options after a 1,000-token prompt this is about a
-    quarter of the work of scoring four full sequences. No gradients: this is for scoring.
-    """
-    device = next(model.parameters()).device
-    pairs = _encode_pairs(tokenizer, [prompt] * len(completions), completions, max_length)
-    prompt_ids = min((p for p, _ in pairs), key=len)  # all equal unless truncation differed; use the shortest
-    length = len(prompt_ids)
-    with torch.no_grad():
-        first = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True, logits_to_keep=1)
-        cache = first.cache
-        cache.batch_repeat_interleave(len(pairs))
-        first_logp = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
-        width = max(len(t) for _, t in pairs)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(pairs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(pairs), width), dtype=torch.long)
-        for row, (_, target_ids) in enumerate(pairs):
-            ids[row, :len(target_ids)] = torch.tensor(target_ids)
-            mask[row, :len(target_ids)] = 1
-        attention = torch.cat([torch.ones((len(pairs), length), dtype=torch.long), mask], dim=1)
-        positions = (length + torch.arange(width)).unsqueeze(0).expand(len(pairs), -1)
-        out = model(input_ids=ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
-                    cache=cache, use_cache=True)
-        logp = torch.log_softmax(out.logits.float(), dim=-1)  # [n, width, vocab]; position t predicts token t+1
-        ids, mask = ids.to(device), mask.to(device).float()
-        token_logp = torch.zeros((len(pairs), width), device=device)
-        token_logp[:, 0] = first_logp[ids[:, 0]]
-        if width > 1:
-            token_logp[:, 1:] = logp[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        return -(token_logp * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    with _load_lock:
+        started = time.perf_counter()
+        source = resolve_generator_source(settings)
+        device = pick_device(settings.device)
+        precision = pick_precision(settings.precision, device)
+        local = Path(source).is_dir()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+            model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local,
+                                                         **_quantization_kwargs(precision, device))
+        except Exception as error:
+            raise hub_hint("generator_model", settings.generator_model, error) from error
+        if precision not in ("nf4", "int8"):
+            model = model.to(device)  # type: ignore[arg-type]  # transformers' stub types .to() oddly
+        if settings.adapter_path:
+            model = apply_adapter(model, settings.adapter_path)
+        model.eval()
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        seconds = time.perf_counter() - started
+        info = {"generator": settings.generator_model if settings.generator_model != PACKAGED
+                else "SmolLM2-135M-Instruct (packaged)", "source": source, "precision": precision,
+                "device": device, "adapter": settings.adapter_path or "none", "load_seconds": round(seconds, 2)}
+        log.info("Generator loaded: %s", info)
+        return LoadedGenerator(model=model, tokenizer=tokenizer, info=info)
+
+
+def apply_adapter(model: Any, adapter_path: str) -> Any:
+    """Apply a LoRA adapter folder (from the trainer) on top of the base model."""
+    from peft import PeftModel
+
+    if not (Path(adapter_path) / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{adapter_path} is not a LoRA adapter folder (no adapter_config.json). "
+                             "Set adapter_path to the 'adapter' folder of a trainer checkpoint.")
+    return PeftModel.from_pretrained(model, adapter_path)
 
 
 class Generator:
@@ -114,7 +96,7 @@ class Generator:
         self._lock = threading.Lock()  # one generation at a time per model: CPU threads are shared anyway
 
     @classmethod
-    def load(cls, settings: Settings) -> "Generator":
+    def load(cls, settings: Settings) -> Generator:
         return cls(load_generator(settings))
 
     def prompt(self, messages: list[dict[str, str]]) -> str:
@@ -147,8 +129,7 @@ class Generator:
         with self._lock:
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            for piece in streamer:
-                yield piece
+            yield from streamer
             worker.join()
         if errors:
             raise errors[0]
@@ -168,4 +149,4 @@ class Generator:
             nll = shared_prompt_nll(self.model, self.tokenizer, prompt,
                                     [choice_completion(letter, options) for letter in letters])
         scores = {letter: round(-float(value), 4) for letter, value in zip(letters, nll)}
-        return max(scores, key=scores.get), scores
+        return max(scores, key=lambda letter: scores[letter]), scores

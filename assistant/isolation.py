@@ -20,7 +20,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 from .errors import CorruptPdfError, DocumentError, TooLargeError
 from .pdf_reader import Limits, RawDocument, read_pdf
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!Q")
 
 
-def _send(stream: BinaryIO, message: Any) -> None:
+def _send(stream: IO[bytes], message: Any) -> None:
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(payload)) + payload)
     stream.flush()
@@ -89,12 +90,9 @@ class IsolatedReader:
 
     def _worker(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
-            package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root,
-                                                                           os.environ.get("PYTHONPATH")])))
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "assistant.isolation", str(self.memory_mb)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         return self._process
 
     def _kill(self) -> None:
@@ -107,6 +105,7 @@ class IsolatedReader:
         with self._lock:
             worker = self._worker()
             deadline = time.monotonic() + limits.max_seconds
+            assert worker.stdin is not None and worker.stdout is not None  # both are pipes
             try:
                 _send(worker.stdin, (data, limits))
                 output = worker.stdout.fileno()

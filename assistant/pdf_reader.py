@@ -6,10 +6,11 @@ import io
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
-from .errors import CorruptPdfError, EncryptedPdfError, NoTextError, NotAPdfError, TooLargeError
+from .errors import CorruptPdfError, EncryptedPdfError, NotAPdfError, NoTextError, TooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,8 @@ def _metadata_title(reader) -> str:
     return title[:200]
 
 
-def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | None = None) -> RawDocument:
-    """Extract the text of every page, within the byte, page, character and time limits."""
-    check_bytes(data, limits)
-    reader = _open(data)
+def _page_count(reader: Any, limits: Limits) -> int:
+    """The number of pages, refusing a damaged page list or too many pages."""
     try:
         count = len(reader.pages)
     except Exception as error:
@@ -171,6 +170,14 @@ def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | 
     if count > limits.max_pages:
         raise TooLargeError(f"The PDF has {count} pages, over the limit of {limits.max_pages}. "
                             "Split it into parts or raise the max_pages setting.")
+    return count
+
+
+def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | None = None) -> RawDocument:
+    """Extract the text of every page, within the byte, page, character and time limits."""
+    check_bytes(data, limits)
+    reader = _open(data)
+    count = _page_count(reader, limits)
     labels = _declared_labels(reader)
     started = time.monotonic()
     pages: list[RawPage] = []

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 
-from .models import Encoder
+from .encoder import Encoder
 from .records import Evidence
 from .store import GuidelineStore
 
 _FOLLOW_UP_OPENERS = re.compile(
     r"^(and|but|also|or|so|then|what about|how about|what if|in|for|during|with|without|same|"
     r"is it|are they|does it|do they|can it|should it|it|they|this|that|these|those|he|she)\b", re.I)
-_STOPWORDS = set("""a an the of to in on for and or is are be it this that what which how when who why with
-does do should can i you my me we our at by from as if then than about any there their they them its""".split())
+_STOPWORDS = set("""a an the of to in on for and or is are be it this that what which how when who why with does do
+should can i you my me we our at by from as if then than about any there their they them its""".split())
 
 
 def is_follow_up(question: str) -> bool:

@@ -1,7 +1,8 @@
-"""Builds the running assistant once from the settings: encoder, store, library, retriever, pipeline.
+"""Builds the running assistant once from the settings: encoders, store, library, retriever, answerer.
 
-The UI, the command lines and the tests all get their components here, so models load once and are
-shared by every user of a process.
+The UI, the command lines, the tests and the benchmarks all get their components here, so models load
+once and are shared by every user of a process. Parts already loaded (an encoder, a PDF reader) can be
+passed in, so a test or a benchmark builds the real thing without loading a model twice.
 """
 from __future__ import annotations
 
@@ -9,45 +10,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from .answering import Answerer
+from .checkpoint import apply_checkpoint, passage_encoder_source
 from .config import Settings, load_settings
-from .ingest import Library
-from .models import Encoder, load_encoder, pick_device
-from .store import GuidelineStore, make_client
+from .documents import Reader
+from .encoder import Encoder, load_encoder
+from .generator import Generator
+from .hardware import pick_device
+from .library import Library
+from .retriever import Retriever
+from .store import GuidelineStore, open_store
 
 log = logging.getLogger(__name__)
-
-
-def checkpoint_parts(settings: Settings) -> Settings:
-    """A trainer checkpoint names the retriever and adapter to use; fold them into the settings."""
-    if not settings.checkpoint:
-        return settings
-    folder = Path(settings.checkpoint)
-    changes: dict[str, Any] = {}
-    if (folder / "retriever").is_dir():
-        changes["embedding_model"] = str(folder / "retriever")
-    if (folder / "adapter").is_dir():
-        changes["adapter_path"] = str(folder / "adapter")
-    return settings.replace(**changes)
-
-
-def passage_encoder_source(settings: Settings) -> str:
-    """Passages are embedded by the checkpoint's passage encoder when it trained one, else the base one."""
-    if settings.checkpoint and (Path(settings.checkpoint) / "passage_encoder").is_dir():
-        return str(Path(settings.checkpoint) / "passage_encoder")
-    return load_settings_base_encoder(settings)
-
-
-def load_settings_base_encoder(settings: Settings) -> str:
-    if settings.checkpoint:
-        import json
-
-        meta = Path(settings.checkpoint) / "checkpoint.json"
-        if meta.is_file():
-            return json.loads(meta.read_text()).get("base_embedding_model", settings.embedding_model)
-    return settings.embedding_model
 
 
 @dataclass
@@ -60,61 +36,64 @@ class Assistant:
     store: GuidelineStore
     library: Library
     load_seconds: dict[str, float] = field(default_factory=dict)
-    _pipeline: Any = None
+    _answerer: Answerer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def pipeline(self):
-        """The answer pipeline, with the generator loaded on first use (it is the slow part)."""
+    def answerer(self) -> Answerer:
+        """The answerer, with the generator loaded on first use (it is the slow part)."""
         with self._lock:
-            if self._pipeline is None:
-                from .generator import Generator
-                from .pipeline import Pipeline
-                from .retriever import Retriever
+            if self._answerer is None:
+                self._answerer = Answerer(self.settings, self.retriever(), Generator.load(self.settings))
+            return self._answerer
 
-                generator = Generator.load(self.settings)
-                retriever = Retriever(self.query_encoder, self.store)
-                self._pipeline = Pipeline(self.settings, retriever, generator)
-            return self._pipeline
+    @property
+    def generator_loaded(self) -> bool:
+        return self._answerer is not None
 
-    def retriever(self):
-        from .retriever import Retriever
-
+    def retriever(self) -> Retriever:
         return Retriever(self.query_encoder, self.store)
 
     def model_status(self) -> dict[str, Any]:
+        settings = self.settings
+        chroma = (f"server {settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
+                  else f"embedded at {settings.chroma_dir}")
         status: dict[str, Any] = {
             "retriever": self.query_encoder.source,
             "passage_encoder": self.passage_encoder.source,
             "collection": self.store.name,
-            "chroma": self.settings.chroma_host and f"server {self.settings.chroma_host}:{self.settings.chroma_port}"
-            or f"embedded at {self.settings.chroma_dir}",
-            "checkpoint": self.settings.checkpoint or "none",
+            "chroma": chroma,
+            "checkpoint": settings.checkpoint or "none",
             "encoder_load_seconds": self.load_seconds.get("encoder", 0.0),
         }
-        if self._pipeline is not None:
-            status.update(self._pipeline.generator.info)
+        if self._answerer is not None:
+            status.update(self._answerer.generator.info)
         return status
 
 
-def build(settings: Settings | None = None, config_file: str | None = None) -> Assistant:
-    """Load the encoders, open the store (recovering from any interrupted write) and the library."""
-    settings = checkpoint_parts(settings or load_settings(config_file))
+def build_assistant(settings: Settings | None = None, config_file: str | None = None, *,
+                    query_encoder: Encoder | None = None, passage_encoder: Encoder | None = None,
+                    reader: Reader | None = None, generator: Generator | None = None) -> Assistant:
+    """Load the encoders (unless given), open the store (recovering from any interrupted write) and the library.
+
+    A given `query_encoder` serves as the passage encoder too unless a checkpoint names another one; a given
+    `generator` answers instead of the configured one (loaded on first use otherwise)."""
+    settings = apply_checkpoint(settings or load_settings(config_file))
     device = pick_device(settings.device)
     started = time.perf_counter()
-    query_encoder = load_encoder(settings.embedding_model, device, settings.encoder_precision)
-    base = passage_encoder_source(settings)
-    passage_encoder = (query_encoder if base == settings.embedding_model
-                       else load_encoder(base, device, settings.encoder_precision))
+    query_encoder = query_encoder or load_encoder(settings.embedding_model, device, settings.encoder_precision)
+    if passage_encoder is None:
+        source = passage_encoder_source(settings)
+        passage_encoder = (query_encoder if source == settings.embedding_model
+                           else load_encoder(source, device, settings.encoder_precision))
     seconds = round(time.perf_counter() - started, 2)
-    store = GuidelineStore(make_client(settings), f"{settings.collection}-{passage_encoder.fingerprint}")
-    library = Library(settings, passage_encoder, store)
-    return Assistant(settings=settings, query_encoder=query_encoder, passage_encoder=passage_encoder,
-                     store=store, library=library, load_seconds={"encoder": seconds})
-
-
-def build_library(config_file: str | None = None) -> Library:
-    return build(config_file=config_file).library
+    store = open_store(settings, passage_encoder)
+    library = Library(settings, passage_encoder, store, reader=reader)
+    assistant = Assistant(settings=settings, query_encoder=query_encoder, passage_encoder=passage_encoder,
+                          store=store, library=library, load_seconds={"encoder": seconds})
+    if generator is not None:
+        assistant._answerer = Answerer(settings, assistant.retriever(), generator)
+    return assistant
 
 
 def configure_logging(level: int = logging.INFO) -> None:

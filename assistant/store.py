@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .config import Settings
+from .encoder import Encoder
 from .records import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,16 @@ def make_client(settings: Settings) -> Any:
         return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+def collection_name(settings: Settings, passage_encoder: Encoder) -> str:
+    """Each passage encoder has its own collection version: vectors of two encoders never mix."""
+    return f"{settings.collection}-{passage_encoder.fingerprint}"
+
+
+def open_store(settings: Settings, passage_encoder: Encoder, recover: bool = True) -> GuidelineStore:
+    """The collection version of this passage encoder, embedded or on the configured Chroma server."""
+    return GuidelineStore(make_client(settings), collection_name(settings, passage_encoder), recover=recover)
 
 
 class GuidelineStore:

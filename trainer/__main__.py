@@ -1,4 +1,5 @@
-"""Command line: `python -m trainer train|evaluate|report|reindex ...` (also under `accelerate launch -m trainer`)."""
+"""Command line: `python -m trainer train|evaluate|report|reindex|settings ...` (also `guideline-trainer ...`, and
+under `accelerate launch -m trainer`)."""
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("inputs", nargs="+", help="evaluation folders (each with results.json)")
     report.add_argument("--out", required=True)
 
+    commands.add_parser("settings", help="print every training setting with its default and meaning (Markdown)")
+
     reindex = commands.add_parser("reindex", help="re-embed an assistant library for a checkpoint's passage encoder")
     reindex.add_argument("--checkpoint", required=True)
     reindex.add_argument("--data-dir", required=True, help="the assistant's data_dir whose library to re-embed")
 
     args = parser.parse_args(argv)
+    if args.command == "settings":
+        from assistant.config_loader import markdown_table
+
+        from .config import KEY_ALIASES, TrainConfig
+
+        sys.stdout.write(markdown_table(TrainConfig, key_aliases=KEY_ALIASES) + "\n")
+        return 0
     _configure_logging()
     if args.command == "reindex":
         return _reindex(Path(args.checkpoint), Path(args.data_dir))
@@ -61,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
         run_training(cfg, resume=args.resume)
         return 0
-    from .evaluate import command_line, evaluate as run_evaluation
+    from .evaluate import command_line
+    from .evaluate import evaluate as run_evaluation
 
     systems = [name.strip() for name in args.systems.split(",") if name.strip()] or None
     run_evaluation(cfg, args.test_file, {"frozen": args.frozen, "jmlr": args.jmlr}, Path(args.out), args.limit,
@@ -71,19 +82,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reindex(checkpoint: Path, data_dir: Path) -> int:
     """For a checkpoint that trained the passage encoder: copy the app's library into its collection."""
-    import json
-
+    from assistant.checkpoint import PASSAGE_ENCODER, read_manifest
     from assistant.config import load_settings
-    from assistant.models import load_encoder
+    from assistant.encoder import load_encoder
 
     from .index import open_store, reembed
 
-    folder = checkpoint / "passage_encoder"
+    folder = checkpoint / PASSAGE_ENCODER
     if not folder.is_dir():
         logging.getLogger(__name__).info("%s has no passage encoder: the existing collection is used as is", checkpoint)
         return 0
     settings = load_settings(data_dir=data_dir)
-    base = json.loads((checkpoint / "checkpoint.json").read_text()).get("base_embedding_model", "packaged")
+    base = read_manifest(checkpoint).get("base_embedding_model", "packaged")
     store = open_store(settings, load_encoder(base))
     reembed(store, settings, folder)
     return 0

@@ -1,11 +1,8 @@
-"""Checkpoint folders: what the app loads (adapter, retriever, checkpoint.json) and, for resumable
-checkpoints, everything `--resume` needs to continue exactly where the run stopped.
+"""Resumable checkpoints: everything `--resume` needs to continue exactly where a run stopped.
 
-Layout of <output_dir>/checkpoints/step-000123 (resumable) and <output_dir>/final (the result):
-  adapter/           LoRA adapter (peft save_pretrained); the app applies it on the base generator
-  retriever/         the query encoder, sentence-transformers format
-  passage_encoder/   only when train_sides = both
-  checkpoint.json    base_embedding_model, base generator, collection version, config, last metrics
+A checkpoint folder (<output_dir>/checkpoints/step-000123, or <output_dir>/final) holds what the app
+loads, whose layout is the contract in assistant.checkpoint (adapter/, retriever/, passage_encoder/,
+checkpoint.json), plus:
   metrics.csv        the metrics so far
   trainer_state.pt   resumable only: optimizer, scheduler, RNG states, progress
   candidates.json    resumable only: this epoch's candidate passages (a resumed epoch keeps them)
@@ -24,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from assistant.checkpoint import ADAPTER
 from assistant.records import Chunk
 
 from .jmlr import Example
@@ -35,7 +33,7 @@ STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 @dataclass
-class Progress:
+class RunProgress:
     """Where a run is: the numbers a resumed run starts from."""
 
     global_step: int = 0
@@ -64,19 +62,7 @@ def restore_rng(state: dict[str, Any], sampler: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_models(folder: Path, generator: Any, query_model: Any, passage_model: Any | None) -> None:
-    """The parts the app loads: adapter (LoRA weights only) and encoders in sentence-transformers format."""
-    generator.save_pretrained(str(folder / "adapter"))
-    query_model.save(str(folder / "retriever"))
-    if passage_model is not None:
-        passage_model.save(str(folder / "passage_encoder"))
-
-
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    (folder / "checkpoint.json").write_text(json.dumps(manifest, indent=2, default=str))
-
-
-def save_resumable(folder: Path, optimizer: Any, scheduler: Any, sampler: torch.Generator, progress: Progress,
+def save_resumable(folder: Path, optimizer: Any, scheduler: Any, sampler: torch.Generator, progress: RunProgress,
                    examples: list[Example], record_index: dict[str, int]) -> None:
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": rng_state(sampler), "progress": asdict(progress)}, folder / "trainer_state.pt")
@@ -105,10 +91,11 @@ def load_adapter_weights(generator: Any, folder: Path) -> None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    weights = load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+    weights = load_file(str(folder / ADAPTER / "adapter_model.safetensors"))
     result = set_peft_model_state_dict(generator, weights)
-    if getattr(result, "unexpected_keys", None):
-        raise ValueError(f"The adapter in {folder} does not fit this generator: {result.unexpected_keys[:3]}")
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise ValueError(f"The adapter in {folder} does not fit this generator: {unexpected[:3]}")
 
 
 def load_encoder_weights(model: Any, folder: Path) -> None:
@@ -119,13 +106,13 @@ def load_encoder_weights(model: Any, folder: Path) -> None:
 
 
 def load_resumable(folder: Path, optimizer: Any, scheduler: Any, sampler: torch.Generator,
-                   records: list[QARecord]) -> tuple[Progress, list[Example], dict[str, Any]]:
+                   records: list[QARecord]) -> tuple[RunProgress, list[Example], dict[str, Any]]:
     """Optimizer, scheduler and progress, and the epoch's candidates. RNG is restored by the caller,
     last, so nothing that runs while the models load can shift the random streams."""
     state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    progress = Progress(**state["progress"])
+    progress = RunProgress(**state["progress"])
     examples = []
     for item in json.loads((folder / "candidates.json").read_text()):
         examples.append(Example(record=records[item["record"]], query=item["query"],

@@ -20,9 +20,10 @@ import random
 import re
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from assistant.cleaning import clean_pages
 from assistant.config import PROJECT_DIR
@@ -121,7 +122,7 @@ def assign_splits(records: list[dict[str, Any]], held_out: Iterable[str] = HELD_
     return splits
 
 
-def build(raw_dir: Path = QA_DIR / "raw", out_dir: Path = QA_DIR) -> dict[str, int]:
+def build_splits(raw_dir: Path = QA_DIR / "raw", out_dir: Path = QA_DIR) -> dict[str, int]:
     pages = PageTexts()
     records = []
     for path in sorted(Path(raw_dir).glob("*.jsonl")):
@@ -157,12 +158,10 @@ def _shingles(text: str) -> set[str]:
     return {" ".join(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
 
 
-def check_record(record: dict[str, Any], pages: PageTexts) -> list[str]:
-    """Schema and evidence problems of one record."""
-    problems = []
-    for key in ("id", "question", "options", "answer", "rationale", "kind", "evidence"):
-        if key not in record:
-            problems.append(f"missing field {key!r}")
+def _schema_problems(record: dict[str, Any]) -> list[str]:
+    """Fields, options, answer letter and kind of one record."""
+    problems = [f"missing field {key!r}" for key in ("id", "question", "options", "answer", "rationale", "kind",
+                                                      "evidence") if key not in record]
     if problems:
         return problems
     options = record["options"]
@@ -177,6 +176,14 @@ def check_record(record: dict[str, Any], pages: PageTexts) -> list[str]:
         problems.append(f"unknown kind {record['kind']!r}")
     if not str(record["question"]).strip() or not str(record["rationale"]).strip():
         problems.append("empty question or rationale")
+    return problems
+
+
+def check_record(record: dict[str, Any], pages: PageTexts) -> list[str]:
+    """Schema and evidence problems of one record."""
+    problems = _schema_problems(record)
+    if any(problem.startswith("missing field") for problem in problems):
+        return problems
     evidence = record["evidence"]
     if not isinstance(evidence, dict) or not {"file", "page", "span"} <= set(evidence):
         return problems + ["evidence must have file, page and span"]
@@ -217,7 +224,7 @@ def validate(files: dict[str, list[dict[str, Any]]], pages: PageTexts | None = N
             if split == "test" and record.get("part") == "unseen" and \
                     record.get("evidence", {}).get("file") in train_files:
                 problems.append(Problem(rid, "an 'unseen' test question is on a document that has training questions"))
-    for i, (rid, split, mine) in enumerate(shingles):  # near duplicates: 3-word shingle overlap
+    for i, (rid, _split, mine) in enumerate(shingles):  # near duplicates: 3-word shingle overlap
         for other, other_split, theirs in shingles[i + 1:]:
             if mine and theirs and len(mine & theirs) / len(mine | theirs) >= near_duplicate:
                 problems.append(Problem(rid, f"near-duplicate of {other} ({other_split})"))
@@ -316,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     if args.command == "build":
-        counts = build()
+        counts = build_splits()
         log.info("Wrote splits: %s", counts)
         return 0
     if args.command == "validate":
@@ -329,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"{sum(counts.values())} questions {counts}; kinds {dict(kinds)}; "
                          f"{len(problems)} problems\n")
         return 1 if problems else 0
-    from assistant.service import build as build_assistant
     from assistant.config import load_settings
+    from assistant.service import build_assistant
 
     assistant = build_assistant(load_settings(args.config))
     chunks = [chunk for info in assistant.library.documents() for chunk in assistant.store.chunks_of(info.doc_id)]

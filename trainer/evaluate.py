@@ -21,9 +21,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from assistant.choice import choice_query, context_order
 from assistant.config import Settings
-from assistant.pipeline import choice_query
-from assistant.prompts import context_order
 from assistant.records import Evidence
 
 from .config import TrainConfig
@@ -128,8 +127,7 @@ def predict(generator: Any | None, retriever: Any | None, records: list[QARecord
 def score_with_models(model: Any, tokenizer: Any, query_encoder: Any, store: Any, records: list[QARecord],
                       k_context: int) -> float:
     """Accuracy of in-memory models (the trainer's dev check), through the same scoring path."""
-    from assistant.generator import Generator
-    from assistant.models import LoadedGenerator
+    from assistant.generator import Generator, LoadedGenerator
     from assistant.retriever import Retriever
 
     model.eval()
@@ -144,12 +142,12 @@ def system_settings(cfg: TrainConfig, checkpoint: str, precision: str) -> Settin
 
 
 def load_system(settings: Settings) -> Any:
-    """The app's own assembly (assistant.service.build) and its pipeline: what a user would run."""
-    from assistant.service import build
+    """The app's own assembly (assistant.service.build_assistant): what a user would run."""
+    from assistant.service import build_assistant
 
     from .index import ensure_index
 
-    assistant = build(settings)
+    assistant = build_assistant(settings)
     ensure_index(assistant.settings, assistant.passage_encoder, assistant.store)
     return assistant
 
@@ -183,7 +181,7 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
             if not checkpoints.get(name):
                 raise ValueError(f"System {name} needs a checkpoint (--{name} PATH).")
             assistant = load_system(system_settings(cfg, checkpoints[name], precision))
-        generator = None if recall_only else assistant.pipeline.generator
+        generator = None if recall_only else assistant.answerer.generator
         retriever = None if name == "base" else assistant.retriever()
         predictions = predict(generator, retriever, records, cfg.k_context, SYSTEMS[name])
         all_predictions[name] = predictions
@@ -202,7 +200,7 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
 
 
 def _training_precision(cfg: TrainConfig) -> str:
-    from .models import training_precision
+    from .model_setup import training_precision
 
     return training_precision(cfg.precision)
 

@@ -13,22 +13,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from assistant.choice import choice_query
 from assistant.config import Settings
-from assistant.ingest import Library, embedding_text
-from assistant.models import Encoder, load_encoder
-from assistant.pipeline import choice_query
+from assistant.documents import embedding_text
+from assistant.encoder import Encoder, load_encoder
+from assistant.library import Library
 from assistant.records import Chunk
-from assistant.store import GuidelineStore, make_client
+from assistant.store import GuidelineStore, open_store
 
 from .jmlr import Example
 from .qa import QARecord
 
 log = logging.getLogger(__name__)
-
-
-def open_store(settings: Settings, passage_encoder: Encoder) -> GuidelineStore:
-    """The collection version of this passage encoder in the settings' data folder."""
-    return GuidelineStore(make_client(settings), f"{settings.collection}-{passage_encoder.fingerprint}")
 
 
 def ensure_index(settings: Settings, passage_encoder: Encoder, store: GuidelineStore) -> None:

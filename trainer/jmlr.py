@@ -1,4 +1,4 @@
-"""The JMLR joint step, as DESIGN.md describes it: one function per idea, testable on small tensors.
+"""The JMLR joint step, as docs/DESIGN.md describes it: one function per idea, testable on small tensors.
 
 Per question: candidates (retrieved each epoch with the current query encoder) -> retriever scores
 with gradients -> dynamic sampling of K -> per-passage answer loss without gradients (the LLM's
@@ -16,9 +16,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from assistant.generator import completion_nll
-from assistant.ingest import embedding_text
-from assistant.prompts import choice_messages, context_order, render
+from assistant.choice import choice_messages, context_order
+from assistant.documents import embedding_text
+from assistant.likelihood import completion_nll
+from assistant.prompts import render
 from assistant.records import Chunk, Evidence
 
 from .config import TrainConfig
@@ -132,6 +133,7 @@ def candidate_scores(models: Models, examples: list[Example], with_grad: bool) -
             texts = [embedding_text(chunk) for example in examples for chunk in example.candidates]
             passages = embed(models.passage_encoder, texts)
         else:
+            assert models.passage_vectors is not None  # the frozen passage side reads the stored vectors
             ids = [chunk.chunk_id for example in examples for chunk in example.candidates]
             passages = models.passage_vectors(ids).to(queries.device)
         scores, start = [], 0

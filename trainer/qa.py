@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.choice import choice_target
+
 log = logging.getLogger(__name__)
 
 
@@ -85,9 +87,4 @@ def subset(records: list[QARecord], limit: int, seed: int) -> list[QARecord]:
 
 def target_text(record: QARecord, include_rationale: bool = False) -> str:
     """What the generator learns to produce: the same "<letter>. <option>" that option scoring reads."""
-    from assistant.prompts import choice_completion
-
-    text = choice_completion(record.answer, record.options)
-    if include_rationale and record.rationale:
-        text += "\n" + record.rationale
-    return text
+    return choice_target(record.answer, record.options, record.rationale if include_rationale else "")

@@ -10,20 +10,30 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from .checkpoint import (Progress, latest_resumable, load_adapter_weights, load_encoder_weights, load_resumable,
-                         prune, restore_rng, save_models, save_resumable, write_manifest)
+from assistant.checkpoint import PASSAGE_ENCODER, RETRIEVER, save_models, write_manifest
+
+from .checkpoint import (
+    RunProgress,
+    latest_resumable,
+    load_adapter_weights,
+    load_encoder_weights,
+    load_resumable,
+    prune,
+    restore_rng,
+    save_resumable,
+)
 from .config import TrainConfig
 from .index import PassageVectors, ensure_index, open_store, reembed, retrieve_candidates
-from .jmlr import Example, Models, joint_step
+from .jmlr import Example, Models, StepOutput, joint_step
 from .metrics import MetricsLog
-from .models import load_retrievers, load_training_generator, trainable
+from .model_setup import load_retrievers, load_training_generator, trainable
 from .qa import load_records, subset
 
 log = logging.getLogger(__name__)
@@ -47,7 +57,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_ste
 
 
 def make_optimizer(cfg: TrainConfig, generator: Any, retriever_modules: list[Any]) -> torch.optim.Optimizer:
-    """Two parameter groups, each with its own learning rate (the reference code swapped them)."""
+    """Two parameter groups, each with its own learning rate (easy to mix up: a test checks it)."""
     retriever_params = [p for module in retriever_modules for p in trainable(module)]
     return torch.optim.AdamW([
         {"params": trainable(generator), "lr": cfg.lr_generator, "name": "generator"},
@@ -84,8 +94,10 @@ class Run:
     optimizer: Any
     scheduler: Any
     sampler: torch.Generator
-    metrics: MetricsLog
-    info: dict
+    info: dict[str, Any]
+    metrics: Any = None  # MetricsLog, opened by train() once it knows where the run resumes
+    bar: Any = None  # the tqdm progress bar of train()
+    passage_vectors: PassageVectors | None = None  # stored vectors of the frozen passage side, per collection
 
     @property
     def main(self) -> bool:
@@ -97,13 +109,13 @@ class Run:
     def models(self) -> Models:
         vectors = None
         if self.passage_model is None:  # frozen passage side: vectors as stored, cached per collection
-            if getattr(self, "_vectors", None) is None or self._vectors.store is not self.store:
-                self._vectors = PassageVectors(self.store)
-            vectors = self._vectors
+            if self.passage_vectors is None or self.passage_vectors.store is not self.store:
+                self.passage_vectors = PassageVectors(self.store)
+            vectors = self.passage_vectors
         return Models(generator=self.generator, tokenizer=self.tokenizer, query_encoder=self.query_model,
                       passage_encoder=self.passage_model, passage_vectors=vectors)
 
-    def manifest(self, progress: Progress, extra: dict | None = None) -> dict:
+    def manifest(self, progress: RunProgress, extra: dict | None = None) -> dict:
         return {"base_embedding_model": self.settings.embedding_model, "base_generator": self.settings.generator_model,
                 "generator_source": self.info.get("source"), "precision": self.info.get("precision"),
                 "train_sides": self.cfg.train_sides, "collection": progress.collection,
@@ -119,10 +131,10 @@ def setup(cfg: TrainConfig) -> Run:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=cfg.device == "cpu",
+    settings = cfg.assistant_settings()
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=settings.device == "cpu",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     seed_everything(cfg.seed + accelerator.process_index)
-    settings = cfg.assistant_settings()
     device = str(accelerator.device)
     cfg.output_path.mkdir(parents=True, exist_ok=True)
     records = subset(load_records(cfg.train_file), cfg.train_limit, cfg.seed)
@@ -147,15 +159,15 @@ def setup(cfg: TrainConfig) -> Run:
     return Run(cfg=cfg, accelerator=accelerator, settings=settings, records=records, query=query, passage=passage,
                base=base, store=store, generator=generator, tokenizer=loaded.tokenizer, query_model=query_model,
                passage_model=passage_model, optimizer=optimizer, scheduler=scheduler, sampler=sampler,
-               metrics=None, info={**loaded.info, "planned_steps": total})  # type: ignore[arg-type]
+               info={**loaded.info, "planned_steps": total})
 
 
-def restore(run: Run, folder: Path) -> tuple[Progress, list[Example]]:
+def restore(run: Run, folder: Path) -> tuple[RunProgress, list[Example]]:
     """Put a run back to the state saved in a resumable checkpoint (models, optimizer, RNG, candidates)."""
     load_adapter_weights(run.unwrap(run.generator), folder)
-    load_encoder_weights(run.unwrap(run.query_model), folder / "retriever")
+    load_encoder_weights(run.unwrap(run.query_model), folder / RETRIEVER)
     if run.passage_model is not None:
-        load_encoder_weights(run.unwrap(run.passage_model), folder / "passage_encoder")
+        load_encoder_weights(run.unwrap(run.passage_model), folder / PASSAGE_ENCODER)
     progress, examples, rng = load_resumable(folder, run.optimizer, run.scheduler, run.sampler, run.records)
     if progress.collection and progress.collection != run.store.name:
         from assistant.store import GuidelineStore, make_client
@@ -167,7 +179,7 @@ def restore(run: Run, folder: Path) -> tuple[Progress, list[Example]]:
     return progress, examples
 
 
-def save_checkpoint(run: Run, progress: Progress, examples: list[Example], folder: Path, resumable: bool) -> None:
+def save_checkpoint(run: Run, progress: RunProgress, examples: list[Example], folder: Path, resumable: bool) -> None:
     run.accelerator.wait_for_everyone()
     if run.main:
         folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +195,7 @@ def save_checkpoint(run: Run, progress: Progress, examples: list[Example], folde
     run.accelerator.wait_for_everyone()
 
 
-def reindex(run: Run, progress: Progress, folder: Path) -> None:
+def reindex(run: Run, progress: RunProgress, folder: Path) -> None:
     """Passage encoder changed: save it, re-embed the collection into its version, train against that."""
     from assistant.store import GuidelineStore, make_client
 
@@ -224,128 +236,184 @@ def dev_accuracy(run: Run) -> float:
     return result
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_after_steps: int | None = None) -> Path:
-    """Run the training; returns the final checkpoint folder (<output_dir>/final).
+@dataclass
+class Window:
+    """Running totals of the micro-batches since the last metrics row."""
 
-    `stop_after_steps` stops right after that optimizer step as if the process had been killed
-    (used by the resume test); the resumable checkpoints written so far stay.
-    """
+    loss: float = 0.0
+    gen_loss: float = 0.0
+    ret_loss: float = 0.0
+    retriever_acc: list[float] = field(default_factory=list)
+    examples: int = 0
+    utility_seconds: float = 0.0
+    micro_batches: int = 0
+    since: float = field(default_factory=time.perf_counter)
+
+    def add(self, out: StepOutput, examples: int) -> None:
+        self.loss += float(out.loss.detach())
+        self.gen_loss += out.gen_loss
+        self.ret_loss += out.ret_loss
+        self.utility_seconds += out.utility_seconds
+        self.micro_batches += 1
+        self.examples += examples
+        if not math.isnan(out.retriever_acc):
+            self.retriever_acc.append(out.retriever_acc)
+
+    def row(self, run: Run, progress: RunProgress) -> dict[str, Any]:
+        """The metrics row for these micro-batches, at the current step."""
+        micro = max(1, self.micro_batches)
+        seconds = max(1e-9, time.perf_counter() - self.since)
+        accuracy = sum(self.retriever_acc) / len(self.retriever_acc) if self.retriever_acc else math.nan
+        return {"step": progress.global_step, "epoch": progress.epoch + 1, "examples": progress.examples_seen,
+                "loss": self.loss / micro, "gen_loss": self.gen_loss / micro,
+                "ret_loss": self.ret_loss / micro if run.cfg.retriever_trains else math.nan,
+                "retriever_acc": accuracy, "lr_generator": group_lr(run.optimizer, "generator"),
+                "lr_retriever": group_lr(run.optimizer, "retriever"), "examples_per_s": self.examples / seconds,
+                "utility_s": self.utility_seconds, "elapsed_s": progress.elapsed_seconds}
+
+
+def micro_step(run: Run, batch: list[Example]) -> StepOutput:
+    """Forward and backward of one micro-batch; the optimizer steps when gradients have accumulated."""
+    models = [m for m in (run.generator, run.query_model, run.passage_model) if m is not None]
+    with run.accelerator.accumulate(*models):
+        out = joint_step(run.models(), batch, run.cfg, run.sampler)
+        run.accelerator.backward(out.loss)
+        if run.accelerator.sync_gradients and run.cfg.max_grad_norm > 0:
+            # per model: one model's large gradients must not shrink the other's updates
+            for module in models:
+                run.accelerator.clip_grad_norm_(trainable(module), run.cfg.max_grad_norm)
+        run.optimizer.step()
+        if run.accelerator.sync_gradients:
+            run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return out
+
+
+def after_optimizer_step(run: Run, progress: RunProgress, window: Window, examples: list[Example]) -> Window:
+    """Metrics, re-indexing, dev accuracy and checkpoints that fall due at this step; returns the next window."""
+    cfg, step, total = run.cfg, progress.global_step, run.info["planned_steps"]
+    if step % cfg.log_every == 0 or step == total:
+        row = window.row(run, progress)
+        run.metrics.write(row)
+        window = Window()
+        run.bar.set_postfix(loss=f"{row['loss']:.3f}", gen=f"{row['gen_loss']:.3f}", ret=f"{row['ret_loss']:.3f}",
+                            acc=f"{row['retriever_acc']:.2f}", ex_s=f"{row['examples_per_s']:.2f}")
+    run.bar.update(1)
+    if step >= total:
+        return window
+    if run.passage and cfg.reindex_every and step % cfg.reindex_every == 0:
+        reindex(run, progress, cfg.output_path / "passage_encoders" / f"step-{step:06d}")
+    if cfg.dev_every and step % cfg.dev_every == 0:
+        run.metrics.write({"step": step, "epoch": progress.epoch + 1, "dev_accuracy": dev_accuracy(run)})
+    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+        save_checkpoint(run, progress, examples, resumable_folder(cfg, step), True)
+    return window
+
+
+def resumable_folder(cfg: TrainConfig, step: int) -> Path:
+    return cfg.output_path / "checkpoints" / f"step-{step:06d}"
+
+
+def epoch_examples(run: Run, progress: RunProgress, restored: list[Example] | None) -> tuple[list[Example], int]:
+    """This epoch's questions with their candidates, and how many micro-batches of it are already done.
+
+    A resumed epoch keeps the candidates it started with; a new epoch retrieves them afresh with the
+    query encoder as it is now (JMLR re-retrieves every epoch)."""
+    if restored is not None and progress.batches_done:
+        return restored, progress.batches_done
+    progress.batches_done = 0
+    return retrieve_candidates(run.query, run.store, run.records, run.cfg.n_candidates), 0
+
+
+def epoch_loader(run: Run, epoch: int, count: int, skip: int) -> Any:
+    """The epoch's shuffled question order in micro-batches, sharded across processes by accelerate."""
+    cfg = run.cfg
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
+    # The loader gets its own generator: a DataLoader draws a seed from the global RNG each time it
+    # is iterated, which would shift dropout after a resume (the resumed run iterates it afresh).
+    loader = run.accelerator.prepare_data_loader(torch.utils.data.DataLoader(
+        order, batch_size=cfg.batch_size, shuffle=False, collate_fn=list,  # type: ignore[arg-type]
+        generator=torch.Generator().manual_seed(cfg.seed + epoch)))
+    return run.accelerator.skip_first_batches(loader, skip) if skip else loader
+
+
+def train_epoch(run: Run, progress: RunProgress, examples: list[Example], skip: int, window: Window,
+                started: float, steps_at_start: int) -> tuple[Window, str]:
+    """One pass over the questions. Returns the open window and why it ended: "epoch", "done" or "paused"."""
+    for model in (run.query.model, run.passage.model if run.passage else None, run.generator):
+        if model is not None:
+            model.train()
+    for indices in epoch_loader(run, progress.epoch, len(examples), skip):
+        batch = [examples[i] for i in indices]
+        out = micro_step(run, batch)
+        progress.batches_done += 1
+        progress.examples_seen += len(batch) * run.accelerator.num_processes
+        window.add(out, len(batch) * run.accelerator.num_processes)
+        if not run.accelerator.sync_gradients:
+            continue
+        progress.global_step += 1
+        progress.elapsed_seconds = time.perf_counter() - started
+        window = after_optimizer_step(run, progress, window, examples)
+        if progress.global_step >= run.info["planned_steps"]:
+            return window, "done"
+        if run.cfg.pause_after_steps and progress.global_step - steps_at_start >= run.cfg.pause_after_steps:
+            return window, "paused"
+    return window, "epoch"
+
+
+def pause(run: Run, progress: RunProgress, examples: list[Example]) -> Path:
+    """Stop this invocation with a resumable checkpoint at the current step; `--resume` continues from it."""
+    folder = resumable_folder(run.cfg, progress.global_step)
+    if not (folder / "trainer_state.pt").is_file():
+        save_checkpoint(run, progress, examples, folder, True)
+    run.metrics.close()
+    log.info("Paused after step %d: continue with --resume (checkpoint %s)", progress.global_step, folder)
+    return folder
+
+
+def resume_state(run: Run) -> tuple[RunProgress, list[Example] | None]:
+    """The state of the newest resumable checkpoint, or a fresh start (said in the log) when there is none."""
+    folder = latest_resumable(run.cfg.output_path)
+    if folder is None:
+        log.warning("--resume: no resumable checkpoint in %s/checkpoints; starting from the beginning",
+                    run.cfg.output_path)
+        return RunProgress(collection=run.store.name), None
+    return restore(run, folder)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Run the training; returns the final checkpoint folder (<output_dir>/final), or, when the run pauses
+    (`pause_after_steps`), the resumable checkpoint to continue from."""
     run = setup(cfg)
-    progress, restored = Progress(collection=run.store.name), None
-    if resume:
-        folder = latest_resumable(cfg.output_path)
-        if folder is None:
-            log.warning("--resume: no resumable checkpoint in %s/checkpoints; starting from the beginning",
-                        cfg.output_path)
-        else:
-            progress, restored = restore(run, folder)
+    progress, restored = resume_state(run) if resume else (RunProgress(collection=run.store.name), None)
     run.metrics = MetricsLog(cfg.output_path, resume_step=progress.global_step if resume else None, enabled=run.main)
     total = run.info["planned_steps"]
-    bar = tqdm(total=total, initial=progress.global_step, desc="JMLR training", unit="step", disable=not run.main)
+    run.bar = tqdm(total=total, initial=progress.global_step, desc="JMLR training", unit="step", disable=not run.main)
     started = time.perf_counter() - progress.elapsed_seconds
-    window = {"loss": 0.0, "gen": 0.0, "ret": 0.0, "acc": [], "examples": 0, "utility": 0.0, "micro": 0,
-              "since": time.perf_counter()}
-    examples: list[Example] = []
-    done = progress.global_step >= total
-    for epoch in range(progress.epoch, cfg.epochs):
-        if done:
-            break
-        if restored is not None and epoch == progress.epoch and progress.batches_done:
-            examples, skip, restored = restored, progress.batches_done, None
-        else:  # every epoch: candidates from the live collection with the query encoder as it is now
-            examples = retrieve_candidates(run.query, run.store, run.records, cfg.n_candidates)
-            skip = 0
+    steps_at_start, window, examples = progress.global_step, Window(), restored or []
+    ended = "done" if progress.global_step >= total else "epoch"
+    # epochs: each retrieves its candidates with the current encoder, then trains on them
+    while ended == "epoch" and progress.epoch < cfg.epochs:
+        examples, skip = epoch_examples(run, progress, restored)
+        restored = None
+        window, ended = train_epoch(run, progress, examples, skip, window, started, steps_at_start)
+        if ended == "epoch":
+            progress.epoch += 1
             progress.batches_done = 0
-        progress.epoch = epoch
-        run.query.model.train()
-        if run.passage:
-            run.passage.model.train()
-        run.generator.train()
-        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
-        # The loader gets its own generator: a DataLoader draws a seed from the global RNG each time it
-        # is iterated, which would shift dropout after a resume (the resumed run iterates it afresh).
-        loader = run.accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-            order, batch_size=cfg.batch_size, shuffle=False, collate_fn=list,
-            generator=torch.Generator().manual_seed(cfg.seed + epoch)))
-        if skip:
-            loader = run.accelerator.skip_first_batches(loader, skip)
-        for indices in loader:
-            batch = [examples[i] for i in indices]
-            with run.accelerator.accumulate(*[m for m in (run.generator, run.query_model, run.passage_model) if m]):
-                out = joint_step(run.models(), batch, cfg, run.sampler)
-                run.accelerator.backward(out.loss)
-                if run.accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    # per model: one model's large gradients must not shrink the other's updates
-                    for module in (run.generator, run.query_model, run.passage_model):
-                        if module is not None:
-                            run.accelerator.clip_grad_norm_(trainable(module), cfg.max_grad_norm)
-                run.optimizer.step()
-                if run.accelerator.sync_gradients:
-                    run.scheduler.step()
-                run.optimizer.zero_grad(set_to_none=True)
-            progress.batches_done += 1
-            progress.examples_seen += len(batch) * run.accelerator.num_processes
-            window["loss"] += float(out.loss.detach())
-            window["gen"] += out.gen_loss
-            window["ret"] += out.ret_loss
-            window["utility"] += out.utility_seconds
-            window["micro"] += 1
-            window["examples"] += len(batch) * run.accelerator.num_processes
-            if not math.isnan(out.retriever_acc):
-                window["acc"].append(out.retriever_acc)
-            if not run.accelerator.sync_gradients:
-                continue
-            progress.global_step += 1
-            progress.elapsed_seconds = time.perf_counter() - started
-            step = progress.global_step
-            if step % cfg.log_every == 0 or step == total:
-                log_row(run, progress, window, bar)
-            bar.update(1)
-            if run.passage and cfg.reindex_every and step % cfg.reindex_every == 0 and step < total:
-                reindex(run, progress, cfg.output_path / "passage_encoders" / f"step-{step:06d}")
-            if cfg.dev_every and step % cfg.dev_every == 0 and step < total:
-                run.metrics.write({"step": step, "epoch": epoch + 1, "dev_accuracy": dev_accuracy(run)})
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
-                save_checkpoint(run, progress, examples, cfg.output_path / "checkpoints" / f"step-{step:06d}", True)
-            if stop_after_steps is not None and step >= stop_after_steps:
-                bar.close()
-                run.metrics.close()
-                log.info("Stopped after step %d (simulated interruption)", step)
-                return cfg.output_path / "final"
-            if step >= total:
-                done = True
-                break
-        else:
-            progress.batches_done = 0
-            continue
-        break
-    bar.close()
+    run.bar.close()
+    if ended == "paused":
+        return pause(run, progress, examples)
+    progress.epoch = min(progress.epoch, cfg.epochs - 1)
     return finish(run, progress, examples)
 
 
-def log_row(run: Run, progress: Progress, window: dict, bar: Any) -> None:
-    micro = max(1, window["micro"])
-    seconds = max(1e-9, time.perf_counter() - window["since"])
-    row = {"step": progress.global_step, "epoch": progress.epoch + 1, "examples": progress.examples_seen,
-           "loss": window["loss"] / micro, "gen_loss": window["gen"] / micro,
-           "ret_loss": window["ret"] / micro if run.cfg.retriever_trains else math.nan,
-           "retriever_acc": sum(window["acc"]) / len(window["acc"]) if window["acc"] else math.nan,
-           "lr_generator": group_lr(run.optimizer, "generator"), "lr_retriever": group_lr(run.optimizer, "retriever"),
-           "examples_per_s": window["examples"] / seconds, "utility_s": window["utility"],
-           "elapsed_s": progress.elapsed_seconds}
-    run.metrics.write(row)
-    bar.set_postfix(loss=f"{row['loss']:.3f}", gen=f"{row['gen_loss']:.3f}", ret=f"{row['ret_loss']:.3f}",
-                    acc=f"{row['retriever_acc']:.2f}", ex_s=f"{row['examples_per_s']:.2f}")
-    window.update(loss=0.0, gen=0.0, ret=0.0, acc=[], examples=0, utility=0.0, micro=0, since=time.perf_counter())
-
-
-def finish(run: Run, progress: Progress, examples: list[Example]) -> Path:
+def finish(run: Run, progress: RunProgress, examples: list[Example]) -> Path:
     """Final re-index (both sides), dev accuracy, and the checkpoint the app loads: <output_dir>/final."""
     cfg = run.cfg
     final = cfg.output_path / "final"
     progress.elapsed_seconds = progress.elapsed_seconds or 0.0
     if run.passage is not None:
-        reindex(run, progress, final / "passage_encoder")
+        reindex(run, progress, final / PASSAGE_ENCODER)
     if cfg.dev_every:
         run.metrics.write({"step": progress.global_step, "epoch": progress.epoch + 1,
                            "dev_accuracy": dev_accuracy(run)})

@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from assistant.config import Settings
-from assistant.models import Encoder, LoadedGenerator, load_encoder, load_generator
+from assistant.encoder import Encoder, load_encoder
+from assistant.generator import LoadedGenerator, load_generator
 
 from .config import TrainConfig
 

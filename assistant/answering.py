@@ -1,0 +1,133 @@
+"""Question -> evidence -> answer: the one path the UI, the API, the CLI and evaluation share.
+
+An answer has two parts. "Guideline wording": the sentences of the retrieved passages closest to the
+question, quoted verbatim with their citation (assistant.quotes), ready before the model writes. Then
+the model's short summary, written from the numbered evidence and citing it, checked against it
+(assistant.answer_checks).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from .answer_checks import cited_numbers, drop_unknown_citations, unsupported_figures
+from .choice import choice_query, context_order
+from .config import Settings
+from .generator import Generator
+from .prompts import answer_messages, looks_like_injection
+from .questions import clean_question
+from .quotes import select_quotes, wording_block
+from .records import Answer, Evidence
+from .retriever import Retriever, retrieval_query
+
+log = logging.getLogger(__name__)
+
+DISCLAIMER = ("This assistant supports, and does not replace, clinical judgement. Check recommendations "
+              "against the full guideline and the patient in front of you.")
+WITHHELD_ALL = ("The passages found contain text that addresses the assistant with instructions, so they were "
+                "withheld from the model. Read them in the evidence panel, and check the source document.")
+
+
+def not_covered_text(evidence: list[Evidence], threshold: float) -> str:
+    best = f" (best match {evidence[0].score:.2f}, threshold {threshold:.2f})" if evidence else ""
+    return ("The loaded guidelines do not cover this question" + best + ", so no answer was generated. The closest "
+            "passages are shown for reference. Rephrase the question, or upload a guideline that covers it.")
+
+
+class Answerer:
+    """Answers questions from the library with one retriever and one generator."""
+
+    def __init__(self, settings: Settings, retriever: Retriever, generator: Generator) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.generator = generator
+
+    def retrieve(self, question: str, previous_questions: list[str], top_k: int,
+                 doc_ids: list[str] | None = None) -> tuple[str, list[Evidence], float]:
+        query = retrieval_query(question, previous_questions, self.settings.history_turns)
+        started = time.perf_counter()
+        evidence = self.retriever.search(query, top_k, doc_ids)
+        for item in evidence:
+            item.withheld = looks_like_injection(item.text)
+        return query, evidence, (time.perf_counter() - started) * 1000
+
+    def is_covered(self, evidence: list[Evidence]) -> bool:
+        return bool(evidence) and evidence[0].score >= self.settings.min_evidence_score
+
+    def ask_stream(self, question: str, history: list[tuple[str, str]] | None = None, top_k: int | None = None,
+                   doc_ids: list[str] | None = None, temperature: float | None = None,
+                   max_new_tokens: int | None = None) -> Iterator[Answer]:
+        """Yield the answer as it grows; the last item is complete (timings, citations)."""
+        settings = self.settings
+        history = history or []
+        question = clean_question(question, settings.max_question_chars)
+        top_k = max(1, min(int(top_k or settings.top_k), 20))
+        started = time.perf_counter()
+        query, evidence, retrieval_ms = self.retrieve(question, [user for user, _ in history], top_k, doc_ids)
+        answer = Answer(question=question, text="", evidence=evidence, covered=self.is_covered(evidence),
+                        timings={"retrieval_ms": round(retrieval_ms, 1)}, models=dict(self.generator.info),
+                        retrieval_query=query)
+        usable = [item for item in evidence if not item.withheld]
+        if not answer.covered or not usable:
+            answer.text = not_covered_text(evidence, settings.min_evidence_score) if not answer.covered \
+                else WITHHELD_ALL
+            answer.timings["total_s"] = round(time.perf_counter() - started, 3)
+            yield answer
+            return
+
+        wording = wording_block(select_quotes(self.retriever.encoder, query, evidence, settings.quote_sentences))
+        answer.text = wording
+        yield answer  # the verbatim wording is ready before the model writes a word
+
+        head = f"\n\nSummary ({self.generator.info.get('generator', 'model')}; check it against the wording and " \
+               "evidence):\n" if wording else ""
+        messages = answer_messages(question, usable, history)
+        for partial in self._summary(messages, len(evidence), max_new_tokens, temperature, answer.timings):
+            answer.text = wording + head + partial
+            yield answer
+        summary = answer.text[len(wording + head):]
+        unsupported = unsupported_figures(summary, usable)
+        if unsupported:
+            answer.text += ("\n\nCaution: the summary mentions " + ", ".join(unsupported) + ", not found in the "
+                            "retrieved evidence. Rely on the guideline wording above.")
+        answer.cited = cited_numbers(answer.text, len(evidence))
+        answer.timings["total_s"] = round(time.perf_counter() - started, 3)
+        yield answer
+
+    def _summary(self, messages: list[dict[str, str]], evidence_count: int, max_new_tokens: int | None,
+                 temperature: float | None, timings: dict[str, Any]) -> Iterator[str]:
+        """The model's summary as it grows, citations to no passage removed; fills in the timings."""
+        pieces: list[str] = []
+        first_token = None
+        started = time.perf_counter()
+        for piece in self.generator.stream(messages, max_new_tokens or self.settings.max_new_tokens,
+                                           self.settings.temperature if temperature is None else temperature):
+            if first_token is None and piece.strip():
+                first_token = time.perf_counter() - started
+            pieces.append(piece)
+            yield drop_unknown_citations("".join(pieces), evidence_count).strip()
+        seconds = time.perf_counter() - started
+        summary = drop_unknown_citations("".join(pieces), evidence_count).strip()
+        new_tokens = len(self.generator.tokenizer(summary, add_special_tokens=False)["input_ids"])
+        timings.update({"first_token_s": round(first_token or seconds, 3), "new_tokens": new_tokens,
+                        "tokens_per_s": round(new_tokens / seconds, 1) if seconds > 0 else 0.0})
+        yield summary
+
+    def ask(self, question: str, **kwargs: Any) -> Answer:
+        """The complete answer (the last of the stream)."""
+        return deque(self.ask_stream(question, **kwargs), maxlen=1)[0]
+
+    def choose(self, question: str, options: dict[str, str], top_k: int | None = None,
+               evidence: list[Evidence] | None = None) -> tuple[str, dict[str, float], list[Evidence]]:
+        """Multiple-choice mode: retrieve (unless evidence is given), then score each option.
+
+        Retrieved evidence goes into the prompt best passage last, as in training; given evidence is used
+        in the order given."""
+        if evidence is None:
+            found = self.retriever.search(choice_query(question, options), top_k or self.settings.top_k)
+            evidence = context_order(found)
+        letter, scores = self.generator.score_options(question, options, evidence)
+        return letter, scores, evidence

@@ -1,0 +1,179 @@
+"""The guideline library: what an upload does, over one store and the kept PDF files.
+
+`Library` is the one place that decides what an upload does: index it, say it is already indexed
+(same bytes), replace an older version (same file name, new bytes), or refuse it with the reason.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .documents import Reader, document_id, embed_chunks, parse_pdf, safe_file_name
+from .encoder import Encoder
+from .errors import DocumentError
+from .files import PdfFiles
+from .isolation import shared_reader
+from .pdf_reader import read_pdf
+from .records import DocumentInfo
+from .store import GuidelineStore
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, str], None]  # (fraction done, what is happening)
+
+
+def _quiet(fraction: float, message: str) -> None:
+    """A progress callback for callers that do not show progress."""
+
+
+@dataclass
+class IngestResult:
+    """One line of an upload report."""
+
+    file_name: str
+    status: str  # indexed | already indexed | replaced | refused
+    message: str
+    doc_id: str = ""
+    title: str = ""
+    pages: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_reader(settings: Settings) -> Reader:
+    """The isolated worker's reader (deadline, memory ceiling), or the in-process one when switched off."""
+    return shared_reader(settings.max_parse_memory_mb).read if settings.isolate_parsing else read_pdf
+
+
+class Library:
+    """The guideline library: uploads, replacement, deletion and re-indexing, over one store."""
+
+    def __init__(self, settings: Settings, encoder: Encoder, store: GuidelineStore, reader: Reader | None = None,
+                 files: PdfFiles | None = None) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.store = store
+        self.reader = reader or default_reader(settings)
+        self.files = files or PdfFiles(settings.files_dir)
+        self._write_lock = threading.Lock()  # check-then-write must not interleave (same file twice)
+
+    def file_path(self, doc_id: str) -> Path:
+        return self.files.path(doc_id)
+
+    def _already(self, name: str, existing: DocumentInfo, started: float) -> IngestResult:
+        return IngestResult(name, "already indexed", f"{name} is already in the library (as {existing.file_name}); "
+                            "nothing changed.", existing.doc_id, existing.title, existing.pages, existing.chunks,
+                            round(time.perf_counter() - started, 2))
+
+    def add_bytes(self, data: bytes, file_name: str, progress: ProgressCallback | None = None) -> IngestResult:
+        """Index one PDF. Never raises for a bad file: the result says why it was refused."""
+        started = time.perf_counter()
+        name = safe_file_name(file_name)
+        report = progress or _quiet
+        doc_id = document_id(data)
+        existing = self.store.get_document(doc_id)
+        if existing:
+            return self._already(name, existing, started)
+        try:
+            info, chunks = parse_pdf(data, name, self.encoder, self.settings,
+                                     on_page=lambda i, n: report(0.5 * i / n, f"Reading page {i} of {n}"),
+                                     reader=self.reader)
+            report(0.5, f"Embedding {len(chunks)} passages")
+            vectors = embed_chunks(self.encoder, chunks, self.settings.embed_batch_size,
+                                   lambda done: report(0.5 + 0.45 * done / len(chunks),
+                                                       f"Embedded {done} of {len(chunks)} passages"))
+        except DocumentError as error:
+            log.info("Refused %s: %s", name, error)
+            return IngestResult(name, "refused", str(error), seconds=round(time.perf_counter() - started, 2))
+        except Exception as error:  # a parser bug on a malformed file must not take the app down
+            log.exception("Unexpected failure reading %s", name)
+            return IngestResult(name, "refused", f"The PDF could not be processed ({type(error).__name__}). It may "
+                                "be damaged: re-save it from a PDF viewer and upload it again.",
+                                seconds=round(time.perf_counter() - started, 2))
+        report(0.95, "Saving")
+        with self._write_lock:
+            existing = self.store.get_document(doc_id)
+            if existing:
+                return self._already(name, existing, started)
+            older = self.store.find_by_name(name)
+            self.files.save(doc_id, data, name)
+            try:
+                self.store.add_document(info, chunks, vectors)
+            except BaseException:
+                self.files.remove(doc_id)
+                raise
+            for old in older:
+                self.delete(old.doc_id)
+        seconds = round(time.perf_counter() - started, 2)
+        status = "replaced" if older else "indexed"
+        verb = "Replaced the earlier version of" if older else "Indexed"
+        report(1.0, "Done")
+        log.info("%s %s: %d pages, %d chunks in %.1f s", status, name, info.pages, info.chunks, seconds)
+        return IngestResult(name, status, f"{verb} {name}: {info.pages} pages, {info.chunks} passages, "
+                            f"{seconds:.1f} s.", doc_id, info.title, info.pages, info.chunks, seconds)
+
+    def add_path(self, path: Path, progress: ProgressCallback | None = None) -> IngestResult:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            return IngestResult(Path(path).name, "refused", f"The file could not be read: {error.strerror}.")
+        return self.add_bytes(data, Path(path).name, progress)
+
+    def delete(self, name_or_id: str) -> bool:
+        """Delete by document id or file name; True when something was deleted."""
+        matches = [info for info in self.store.list_documents() if name_or_id in (info.doc_id, info.file_name)]
+        for info in matches:
+            self.store.delete_document(info.doc_id)
+            self.files.remove(info.doc_id)
+            log.info("Deleted %s", info.file_name)
+        return bool(matches)
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.store.list_documents()
+
+    def reindex_all(self, progress: ProgressCallback | None = None) -> list[IngestResult]:
+        """Re-read every stored PDF into the current store: after new chunk settings, or a new passage encoder
+        (whose collection version starts empty)."""
+        stored = self.files.stored()
+        for info in self.documents():
+            stored.setdefault(info.doc_id, info.file_name)
+        results = []
+        for number, (doc_id, file_name) in enumerate(sorted(stored.items(), key=lambda item: item[1]), 1):
+            if progress:
+                progress((number - 1) / max(1, len(stored)), f"Re-indexing {file_name}")
+            path = self.files.path(doc_id)
+            if not path.is_file():
+                results.append(IngestResult(file_name, "refused", "The stored copy of this PDF is missing; "
+                                            "upload it again."))
+                continue
+            self.store.delete_document(doc_id)
+            results.append(self.add_bytes(path.read_bytes(), file_name))
+        return results
+
+    def prepare(self, samples: Path, seed_samples: bool = True, progress: ProgressCallback | None = None
+                ) -> list[IngestResult]:
+        """At start-up, fill an empty collection: from the PDFs already kept in the data folder (a new encoder
+        version), else from the sample guidelines (first start)."""
+        if self.documents():
+            return []
+        if self.files.stored():
+            log.info("The collection %s is empty but the data folder holds PDFs: re-indexing them", self.store.name)
+            return self.reindex_all(progress)
+        if not seed_samples:
+            return []
+        paths = sorted(Path(samples).glob("*.pdf"))
+        results = []
+        for number, path in enumerate(paths, 1):
+            if progress:
+                progress((number - 1) / max(1, len(paths)), f"Indexing sample guideline {path.name}")
+            results.append(self.add_path(path))
+        return results

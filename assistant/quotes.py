@@ -1,0 +1,63 @@
+"""The verbatim "Guideline wording" that opens an answer: the retrieved sentences nearest the question.
+
+A small model paraphrases imperfectly; quotes let a clinician check every figure against the
+guideline's own words, and they are ready before the model writes a word.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .chunking import units
+from .encoder import Encoder
+from .records import Evidence
+
+_TERM = re.compile(r"[a-z0-9]+")
+_COMMON = set("""the and for with what which when where does should than from that this into have has are was were
+who how why can may not any all per its their there about after before over under between a an of to
+in on is be it or by as at if do""".split())
+
+
+def _stems(text: str) -> set[str]:
+    """Crude stems (first five letters) of content words: "repeated" and "repeat" match."""
+    return {word[:5] for word in _TERM.findall(text.lower()) if word not in _COMMON and len(word) > 1}
+
+
+def term_overlap(query: str, sentence: str) -> float:
+    """Share of the query's content words that the sentence contains."""
+    wanted = _stems(query)
+    return len(wanted & _stems(sentence)) / len(wanted) if wanted else 0.0
+
+
+def candidate_sentences(evidence: list[Evidence], passages: int = 3) -> list[tuple[int, str]]:
+    """(evidence number, sentence) for the body sentences of the top passages not withheld."""
+    candidates: list[tuple[int, str]] = []
+    for item in [e for e in evidence if not e.withheld][:passages]:
+        for start, end, heading in units(item.text):
+            sentence = re.sub(r"\s+", " ", item.text[start:end]).strip()
+            if not heading and len(sentence) >= 25:
+                candidates.append((item.number, sentence))
+    return candidates
+
+
+def select_quotes(encoder: Encoder, query: str, evidence: list[Evidence], count: int) -> list[tuple[int, str]]:
+    """The `count` sentences nearest the query, in passage order, as (evidence number, sentence)."""
+    candidates = candidate_sentences(evidence)
+    if not candidates or count <= 0:
+        return []
+    vectors = encoder.encode([query] + [sentence for _, sentence in candidates])
+    similarity = vectors[1:] @ vectors[0]
+    overlap = np.array([term_overlap(query, sentence) for _, sentence in candidates])
+    # a sentence cut off by the end of a page or passage reads badly as a quote
+    complete = np.array([0.0 if sentence.endswith((".", "!", "?", ":", ";", ")")) else -0.15
+                         for _, sentence in candidates])
+    best = np.argsort(-(similarity + 0.5 * overlap + complete))[:count]
+    return [candidates[i] for i in sorted(best)]
+
+
+def wording_block(quotes: list[tuple[int, str]]) -> str:
+    """The quotes as the answer shows them."""
+    if not quotes:
+        return ""
+    return "Guideline wording:\n" + "\n".join(f"> {sentence} [{number}]" for number, sentence in quotes)
