@@ -1,4 +1,4 @@
-"""Answer-generation benchmark (issue 4): the default generator at each precision, and the peer.
+"""Answer-generation benchmark: the default generator at each precision, and the peer.
 
     .venv/bin/python bench/answer.py                 # fp32, bf16, nf4, int8; writes RESULTS.md
     .venv/bin/python bench/answer.py --quick         # 2 prompts, 8 questions, 48 new tokens; prints only
@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -62,8 +60,8 @@ def evidence_from(chunk: Any, number: int, score: float) -> Any:
 def answer_prompts(count: int) -> list[dict[str, Any]]:
     """Questions on hypertension in pregnancy, each with the top-5 chunks of NICE NG133 by our retriever."""
     from assistant.config import load_settings
-    from assistant.ingest import embedding_text, parse_pdf
-    from assistant.models import load_encoder
+    from assistant.documents import embedding_text, parse_pdf
+    from assistant.encoder import load_encoder
     from assistant.prompts import answer_messages
 
     path = REALWORLD_PDFS / GUIDELINE_PDF
@@ -210,8 +208,7 @@ def worker(precision: str, task: dict[str, Any]) -> dict[str, Any]:
     import transformers  # noqa: F401
 
     from assistant.config import load_settings
-    from assistant.generator import Generator
-    from assistant.models import load_generator
+    from assistant.generator import Generator, load_generator
 
     settings = load_settings(env={}, config_file=None, data_dir=Path(task["data_dir"]),
                              model_cache=task["model_cache"], precision=precision, device="cpu")
@@ -328,7 +325,7 @@ def report(outcomes: list[Outcome], task: dict[str, Any], load_before: str, quic
     ok = [o for o in outcomes if not o.error]
     prompt_tokens = ok[0].data["prompt_tokens"] if ok else []
     lines = [
-        "## Answer generation (bench/answer.py, issue 4)" + (" — QUICK subset" if quick else ""),
+        "## Answer generation (bench/answer.py)" + (" — QUICK subset" if quick else ""),
         "",
         f"- Date: {benchlib.today()}",
         f"- Command: `{benchlib.command_line()}`",
@@ -393,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    from assistant.models import convert_packaged_generator
+    from assistant.packaged import convert_packaged_generator
 
     convert_packaged_generator(Path(args.model_cache))  # once, before any timing
     load_before = benchlib.load_average()

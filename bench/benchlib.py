@@ -10,15 +10,12 @@ import os
 import platform
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 REALWORLD_PDFS = ROOT.parent / "shared" / "realworld" / "pdfs"
-
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

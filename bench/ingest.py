@@ -1,4 +1,4 @@
-"""Ingestion and query-latency benchmark (issue 2), with the usual LangChain pipeline as the peer.
+"""Ingestion and query-latency benchmark, with the usual LangChain pipeline as the peer.
 
     .venv/bin/python bench/ingest.py            # all real-world PDFs, 10k and 100k chunk stores; writes RESULTS.md
     .venv/bin/python bench/ingest.py --quick    # a few small PDFs and small stores; prints only
@@ -24,22 +24,25 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+import assistant.documents as documents_module
+import assistant.library as library_module
+from assistant.config import Settings, load_settings
+from assistant.documents import embedding_text, safe_file_name
+from assistant.encoder import Encoder, load_encoder
+from assistant.library import Library, default_reader
+from assistant.records import Chunk, DocumentInfo
+from assistant.retriever import Retriever
+from assistant.store import GuidelineStore, open_store
+
 import benchlib
 from benchlib import REALWORLD_PDFS, ROOT, markdown_table, percentile
-
-from assistant import ingest as ingest_module  # noqa: E402 (benchlib puts the project on sys.path)
-from assistant.config import Settings, load_settings  # noqa: E402
-from assistant.ingest import Library, embedding_text  # noqa: E402
-from assistant.models import Encoder, load_encoder  # noqa: E402
-from assistant.records import Chunk, DocumentInfo  # noqa: E402
-from assistant.retriever import Retriever  # noqa: E402
-from assistant.store import GuidelineStore, make_client  # noqa: E402
 
 log = logging.getLogger("bench.ingest")
 
@@ -199,7 +202,7 @@ class Instrumentation:
         self.captured: Captured | None = None
         self._saved: list[tuple[Any, str, Any]] = []
 
-    def _charge(self, name: str, function: Callable) -> Callable:
+    def charge(self, name: str, function: Callable) -> Callable:
         @functools.wraps(function)
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -216,19 +219,20 @@ class Instrumentation:
 
     def install(self) -> None:
         for name in self.FUNCTIONS:
-            self._patch(ingest_module, name, self._charge(name, getattr(ingest_module, name)))
-        original_embed = Library._embed
+            self._patch(documents_module, name, self.charge(name, getattr(documents_module, name)))
+        original_embed = library_module.embed_chunks
 
-        def embed(library: Library, chunks: list[Chunk], on_done: Callable[[int], None]) -> np.ndarray:
-            vectors = original_embed(library, chunks, on_done)
+        def embed(encoder: Encoder, chunks: list[Chunk], batch_size: int,
+                  on_done: Callable[[int], None] | None = None) -> np.ndarray:
+            vectors = original_embed(encoder, chunks, batch_size, on_done)
             if self.captured is not None and chunks:
                 self.captured.chunks[chunks[0].file_name] = chunks
                 self.captured.vectors[chunks[0].file_name] = vectors
             return vectors
 
-        self._patch(Library, "_embed", self._charge("embed", embed))
-        self._patch(GuidelineStore, "add_document", self._charge("store write", GuidelineStore.add_document))
-        self._patch(Encoder, "count_tokens", self._charge("token counting (in chunk_page)", Encoder.count_tokens))
+        self._patch(library_module, "embed_chunks", self.charge("embed", embed))
+        self._patch(GuidelineStore, "add_document", self.charge("store write", GuidelineStore.add_document))
+        self._patch(Encoder, "count_tokens", self.charge("token counting (in chunk_page)", Encoder.count_tokens))
 
     def uninstall(self) -> None:
         while self._saved:
@@ -240,10 +244,9 @@ def ours_pipeline(name: str, encoder: Encoder, data_dir: Path, probes: Instrumen
                   captured: Captured | None) -> Pipeline:
     """Library.add_path into a fresh embedded store."""
     settings = bench_settings(data_dir)
-    store = GuidelineStore(make_client(settings), f"{settings.collection}-{encoder.fingerprint}")
-    library = Library(settings, encoder, store)
     where = "isolated worker process" if settings.isolate_parsing else "in process"
-    library._reader = probes._charge(f"read_pdf ({where})", library._reader)
+    reader = probes.charge(f"read_pdf ({where})", default_reader(settings))
+    library = Library(settings, encoder, open_store(settings, encoder), reader=reader)
 
     def ingest_file(path: Path) -> FileOutcome:
         probes.active, probes.captured = pipeline, captured
@@ -276,7 +279,7 @@ def floor_pipeline(encoder: Encoder, batch_size: int, captured: Captured) -> Pip
 
 
 def safe_name(path: Path) -> str:
-    return ingest_module.safe_file_name(path.name)
+    return safe_file_name(path.name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +423,7 @@ def measure_queries(retriever: Retriever, questions: list[str], k: int, warmup: 
 def run_latency(captured: Captured, encoder: Encoder, scales: list[int], questions: list[str], k: int,
                 workdir: Path) -> list[LatencyResult]:
     settings = bench_settings(workdir / "scale")
-    store = GuidelineStore(make_client(settings), f"{settings.collection}-{encoder.fingerprint}")
+    store = open_store(settings, encoder)
     retriever, rng, results = Retriever(encoder, store), np.random.default_rng(0), []
     for target in sorted(scales):
         build = grow_store(store, captured, target, rng)
@@ -451,7 +454,8 @@ def ingest_table(pipelines: list[Pipeline], encoder: Encoder) -> str:
 
 
 def phase_table(run: Pipeline) -> str:
-    rows = [[name, f"{seconds:.1f}", f"{100 * seconds / run.seconds:.0f}%"] for name, seconds in run.phases.seconds.items()]
+    rows = [[name, f"{seconds:.1f}", f"{100 * seconds / run.seconds:.0f}%"]
+            for name, seconds in run.phases.seconds.items()]
     nested = "token counting (in chunk_page)"
     accounted = sum(s for n, s in run.phases.seconds.items() if n != nested)
     rows.append(["other (hashing, registry checks, file copy, glue)", f"{run.seconds - accounted:.1f}",
@@ -494,7 +498,7 @@ def report(ours: Pipeline, peer: Pipeline, floor: Pipeline, variant: Pipeline | 
     p95_verdict = "n/a (quick)" if context.quick or not largest or largest.chunks < 100_000 else verdict(p95 <= 25)
     pipelines = [ours, peer, floor] + ([variant] if variant else [])
     lines = [
-        "## Ingestion and query latency (bench/ingest.py, issue 2)" + (" — QUICK subset" if context.quick else ""),
+        "## Ingestion and query latency (bench/ingest.py)" + (" — QUICK subset" if context.quick else ""),
         "",
         f"- Date: {benchlib.today()}",
         f"- Command: `{benchlib.command_line()}`",

@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import ROOT, machine_description, markdown_table, percentile, replace_section, today
@@ -32,8 +34,9 @@ def start_app(data_dir: Path, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "GRADIO_"))}
     env.update(ASSISTANT_DATA_DIR=str(data_dir), ASSISTANT_MODEL_CACHE=str(ROOT / ".cache" / "models"),
                GRADIO_SERVER_PORT=str(port), ASSISTANT_INDEX_SAMPLES_ON_START="true")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=open(data_dir.parent / "app.log", "w"))
+    with open(data_dir.parent / "app.log", "w") as app_log:  # the child keeps its own handle
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=app_log)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
@@ -64,6 +67,99 @@ def raw_store_counts(data_dir: Path) -> tuple[int, int]:
     return GuidelineStore(client, name, recover=False).integrity()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def revision(source: Path, number: int, target: Path) -> Path:
+    """A sample guideline with a revision number in its metadata: new bytes, same text, same name per slot."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(source))
+    writer.add_metadata({"/Revision": str(number)})
+    with target.open("wb") as handle:
+        writer.write(handle)
+    return target
+
+
+@dataclass
+class Load:
+    """Traffic against one app, and what came back."""
+
+    url: str
+    work: Path
+    questions: list[str]
+    stop_at: float
+    budget: threading.Semaphore
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    uploads: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def running(self) -> bool:
+        return time.monotonic() < self.stop_at and self.budget.acquire(blocking=False)
+
+    def asker(self, seed: int) -> None:
+        from gradio_client import Client
+
+        client = Client(self.url, verbose=False)
+        rng = random.Random(seed)
+        while self.running():
+            started = time.perf_counter()
+            try:
+                _, payload = client.predict(rng.choice(self.questions), 5, api_name="/ask")
+                assert payload["evidence"], "no evidence"
+                with self.lock:
+                    self.latencies.append(time.perf_counter() - started)
+            except Exception as error:  # counted, reported
+                with self.lock:
+                    self.errors.append(f"ask: {type(error).__name__}: {str(error)[:120]}")
+
+    def uploader(self) -> None:
+        from gradio_client import Client, handle_file
+
+        client = Client(self.url, verbose=False)
+        source = sorted((ROOT / "guidelines").glob("*.pdf"))[0]
+        round_number = 0
+        while self.running():
+            round_number += 1
+            path = revision(source, round_number, self.work / f"load-{round_number % 3}.pdf")
+            try:
+                status = client.predict(handle_file(str(path)), api_name="/upload")["status"]
+                with self.lock:
+                    self.uploads.append(status)
+                if round_number % 4 == 0:
+                    client.predict(path.name, api_name="/delete")
+            except Exception as error:
+                with self.lock:
+                    self.errors.append(f"upload: {type(error).__name__}: {str(error)[:120]}")
+
+    def run(self, askers: int) -> float:
+        threads = [threading.Thread(target=self.asker, args=(i,)) for i in range(askers)]
+        threads.append(threading.Thread(target=self.uploader))
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.monotonic() - started
+
+
+def report(args: argparse.Namespace, load: Load, elapsed: float, documents: int, stored: int, promised: int) -> str:
+    rows = [[args.askers, f"{elapsed:.0f}", len(load.latencies), f"{percentile(load.latencies, 50):.1f}",
+             f"{percentile(load.latencies, 95):.1f}", len(load.uploads), len(load.errors), documents, stored, promised,
+             "yes" if stored == promised else "NO"]]
+    return (f"Run {today()} with `{' '.join(['bench/load.py'] + sys.argv[1:])}` on {machine_description()}.\n\n"
+            + markdown_table(["askers", "seconds", "answers", "p50 s", "p95 s", "uploads", "errors", "documents",
+                              "chunks stored", "chunks registered", "consistent"], rows)
+            + "\n\nUpload outcomes: " + json.dumps({s: load.uploads.count(s) for s in set(load.uploads)})
+            + ("\n\nErrors:\n" + "\n".join(f"- {e}" for e in load.errors[:20]) if load.errors else "\n\nNo errors.")
+            + "\n\nAnswers are generated by the packaged SmolLM2-135M on 2 CPU cores with a queue of 2 concurrent "
+              "generations, so latency under 8 simultaneous askers is mostly waiting in the queue.\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--askers", type=int, default=8)
@@ -72,11 +168,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from gradio_client import Client, handle_file
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from app_server import free_port
-    from pdfs import GUIDELINE_PAGES, make_pdf
+    from gradio_client import Client
 
     questions = [json.loads(line)["question"] for line in (ROOT / "guidelines/qa/dev.jsonl").read_text().splitlines()]
     work = Path(tempfile.mkdtemp(prefix="load-"))
@@ -89,68 +181,14 @@ def main() -> None:
     try:
         wait_for_library(Client(url, verbose=False), samples)
         log.info("app ready with %d documents; loading for %.0f s", samples, args.seconds)
-        stop_at = time.monotonic() + args.seconds
-        latencies: list[float] = []
-        errors: list[str] = []
-        upload_results: list[str] = []
-        budget = threading.Semaphore(args.max_requests)
-        lock = threading.Lock()
-
-        def asker(seed: int) -> None:
-            client = Client(url, verbose=False)
-            rng = random.Random(seed)
-            while time.monotonic() < stop_at and budget.acquire(blocking=False):
-                started = time.perf_counter()
-                try:
-                    answer, payload = client.predict(rng.choice(questions), 5, api_name="/ask")
-                    assert payload["evidence"], "no evidence"
-                    with lock:
-                        latencies.append(time.perf_counter() - started)
-                except Exception as error:  # counted, reported
-                    with lock:
-                        errors.append(f"ask: {type(error).__name__}: {str(error)[:120]}")
-
-        def uploader() -> None:
-            client = Client(url, verbose=False)
-            round_number = 0
-            while time.monotonic() < stop_at and budget.acquire(blocking=False):
-                round_number += 1
-                path = work / f"load-{round_number % 3}.pdf"
-                pages = [page + f" Revision {round_number}." for page in GUIDELINE_PAGES]
-                path.write_bytes(make_pdf(pages * 5))
-                try:
-                    status = client.predict(handle_file(str(path)), api_name="/upload")["status"]
-                    with lock:
-                        upload_results.append(status)
-                    if round_number % 4 == 0:
-                        client.predict(path.name, api_name="/delete")
-                except Exception as error:
-                    with lock:
-                        errors.append(f"upload: {type(error).__name__}: {str(error)[:120]}")
-
-        threads = [threading.Thread(target=asker, args=(i,)) for i in range(args.askers)]
-        threads.append(threading.Thread(target=uploader))
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
-        documents = Client(url, verbose=False).predict(api_name="/documents")
+        load = Load(url, work, questions, time.monotonic() + args.seconds, threading.Semaphore(args.max_requests))
+        elapsed = load.run(args.askers)
+        documents = len(Client(url, verbose=False).predict(api_name="/documents"))
     finally:
         process.terminate()
         process.wait(30)
     stored, promised = raw_store_counts(data_dir)
-    rows = [[args.askers, f"{elapsed:.0f}", len(latencies), f"{percentile(latencies, 50):.1f}",
-             f"{percentile(latencies, 95):.1f}", len(upload_results), len(errors), len(documents), stored, promised,
-             "yes" if stored == promised else "NO"]]
-    body = (f"Run {today()} with `{' '.join(['bench/load.py'] + sys.argv[1:])}` on {machine_description()}.\n\n"
-            + markdown_table(["askers", "seconds", "answers", "p50 s", "p95 s", "uploads", "errors", "documents",
-                              "chunks stored", "chunks registered", "consistent"], rows)
-            + "\n\nUpload outcomes: " + json.dumps({s: upload_results.count(s) for s in set(upload_results)})
-            + ("\n\nErrors:\n" + "\n".join(f"- {e}" for e in errors[:20]) if errors else "\n\nNo errors.")
-            + "\n\nAnswers are generated by the packaged SmolLM2-135M on 2 CPU cores with a queue of 2 concurrent "
-              "generations, so latency under 8 simultaneous askers is mostly waiting in the queue.\n")
+    body = report(args, load, elapsed, documents, stored, promised)
     replace_section("load", "## Load: simultaneous askers and an uploader\n\n" + body)
     print(body)
 

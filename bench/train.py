@@ -1,4 +1,4 @@
-"""Training-step benchmark (issue 6): a JMLR joint step against a generator-only QLoRA step.
+"""Training-step benchmark: a JMLR joint step against a generator-only QLoRA step.
 
     .venv/bin/python bench/train.py                      # default config, 8 steps of each; writes RESULTS.md
     .venv/bin/python bench/train.py --steps 2 --no-write # a quick look
@@ -19,7 +19,6 @@ import resource
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import benchlib
 from benchlib import ROOT, markdown_table
@@ -115,7 +114,7 @@ def report(cfg, config_path: str, joint: dict, gen: dict, peak_mib: float, setup
     verdict = "met" if wall_ratio <= TARGET_RATIO else "**missed**"
     projected_min = 346 / joint["examples_per_s"] / 60
     return "\n".join([
-        "## Training step cost (bench/train.py, issue 6)",
+        "## Training step cost (bench/train.py)",
         "",
         f"- Date: {benchlib.today()}",
         f"- Command: `{benchlib.command_line()}`",

@@ -28,15 +28,16 @@ def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, **setti
                 "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
                 "ASSISTANT_INDEX_SAMPLES_ON_START": "false"})
     env.update({f"ASSISTANT_{k.upper()}": str(v) for k, v in settings.items()})
-    log = open(data_dir.parent / f"app-{port}.log", "w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_path = data_dir.parent / f"app-{port}.log"
+    with log_path.open("w") as log:  # the child keeps its own handle
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until_serving(process, url, timeout, log.name)
+        wait_until_serving(process, url, timeout, str(log_path))
         yield url
     finally:
         stop(process)
-        log.close()
 
 
 def wait_until_serving(process: subprocess.Popen, url: str, timeout: float, log_name: str) -> None:

@@ -1,19 +1,17 @@
 """Shared fixtures: the real packaged encoder (loaded once), settings in a temporary data folder,
-and a library over an embedded Chroma in that folder."""
+and the real assistant over an embedded Chroma in that folder."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+from assistant.config import load_settings
+from assistant.encoder import load_encoder
+
+from models_fixtures import real_generator, smol_tokenizer, tiny_generator  # noqa: F401 (fixtures)
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from assistant.config import load_settings  # noqa: E402
-from assistant.models import load_encoder  # noqa: E402
-
 REALWORLD = ROOT.parent / "shared" / "realworld" / "pdfs"
 ACCEPTANCE = ROOT.parent / "shared" / "acceptance"
 MODEL_CACHE = ROOT / ".cache" / "models"  # the converted generator, shared by tests and test apps
@@ -31,18 +29,12 @@ def settings(tmp_path):
 
 @pytest.fixture
 def assistant(settings, encoder):
-    """A service over a fresh embedded store, reusing the session's encoder."""
-    from assistant.ingest import Library
-    from assistant.service import Assistant
-    from assistant.store import GuidelineStore, make_client
+    """The real assistant over a fresh embedded store, reusing the session's encoder."""
+    from assistant.service import build_assistant
 
-    store = GuidelineStore(make_client(settings), f"{settings.collection}-{encoder.fingerprint}")
-    return Assistant(settings=settings, query_encoder=encoder, passage_encoder=encoder, store=store,
-                     library=Library(settings, encoder, store))
+    return build_assistant(settings, query_encoder=encoder)
 
 
 @pytest.fixture
 def library(assistant):
     return assistant.library
-
-from models_fixtures import real_generator, smol_tokenizer, tiny_generator  # noqa: E402,F401

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from assistant.models import GGUF_FILE, LoadedGenerator, package_dir
+from assistant.generator import LoadedGenerator
+from assistant.packaged import GGUF_FILE, package_dir
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import pytest
 
 from assistant.cleaning import clean_pages, dehyphenate, guess_title, normalize_text, read_printed_labels
 from assistant.pdf_reader import Limits, RawPage, read_pdf
+
 from pdfs import make_pdf
 
 LIMITS = Limits(max_bytes=10**8, max_pages=100, max_chars=10**7, max_seconds=60)

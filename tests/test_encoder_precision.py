@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.models import Encoder, native_bf16
+from assistant.encoder import Encoder
+from assistant.hardware import native_bf16
 
 PASSAGES = [
     "Give adrenaline 500 micrograms intramuscularly to adults with anaphylaxis; repeat after 5 minutes.",
@@ -28,9 +29,9 @@ def test_bf16_embeddings_match_fp32_and_rank_the_same(encoder):
 
 
 def test_auto_encoder_precision_follows_the_hardware(settings):
-    from assistant.service import build
+    from assistant.service import build_assistant
 
-    assistant = build(settings)
+    assistant = build_assistant(settings)
     assert assistant.query_encoder.bf16 == native_bf16("cpu")
     with pytest.raises(ValueError, match="encoder_precision"):
         from assistant.config import load_settings

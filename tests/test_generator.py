@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from assistant.generator import completion_nll
-from assistant.prompts import SYSTEM_PROMPT, answer_messages, choice_messages, render, sanitize
+from assistant.choice import choice_messages
+from assistant.likelihood import completion_nll
+from assistant.prompts import SYSTEM_PROMPT, answer_messages, render, sanitize
 from assistant.records import Evidence
 
 
@@ -111,7 +112,7 @@ def test_completion_nll_gradients_equal_those_of_single_rows(tiny_generator):
 
 
 def test_shared_prompt_scoring_equals_scoring_each_option_in_full(tiny_generator):
-    from assistant.generator import shared_prompt_nll
+    from assistant.likelihood import shared_prompt_nll
 
     model, tokenizer = tiny_generator.model, tiny_generator.tokenizer
     prompt = render(tokenizer, choice_messages("What dose?", {"A": "5 mg", "B": "500 micrograms"},
@@ -124,7 +125,7 @@ def test_shared_prompt_scoring_equals_scoring_each_option_in_full(tiny_generator
 
 
 def test_auto_precision_follows_the_hardware():
-    from assistant.models import native_bf16, pick_precision
+    from assistant.hardware import native_bf16, pick_precision
 
     # the CPU flag check agrees with what oneDNN itself reports for this machine
     assert native_bf16("cpu") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

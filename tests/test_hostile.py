@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 import hostile
 from pdfs import GUIDELINE_PAGES, make_pdf
@@ -59,7 +61,7 @@ def test_a_single_huge_page_is_chunked_within_the_encoder_limit(library, encoder
 
 def test_a_document_over_the_time_limit_is_stopped_and_the_reader_recovers(library):
     slow = library.settings.replace(max_seconds_per_document=0.5)
-    from assistant.ingest import Library
+    from assistant.library import Library
 
     limited = Library(slow, library.encoder, library.store)
     started = time.monotonic()
@@ -73,7 +75,8 @@ def test_a_document_over_the_time_limit_is_stopped_and_the_reader_recovers(libra
 def test_non_utf8_and_right_to_left_text(library):
     latin = hostile.text_page("Caf\xe9 na\xefve r\xe9sum\xe9: donner 500 mg deux fois par jour pendant cinq jours.")
     assert library.add_bytes(latin, "latin1.pdf").status == "indexed"
-    rtl = make_pdf(["1 Dosing\nGive 500 mg twice daily. \u05ea\u05e8\u05d5\u05e4\u05d4 \u0627\u0644\u062f\u0648\u0627\u0621 "
+    rtl = make_pdf(["1 Dosing\nGive 500 mg twice daily. "
+                    "\u05ea\u05e8\u05d5\u05e4\u05d4 \u0627\u0644\u062f\u0648\u0627\u0621 "
                     "for five days in adults with community-acquired pneumonia."])
     result = library.add_bytes(rtl, "rtl.pdf")
     assert result.status == "indexed" and _consistent(library)

@@ -12,10 +12,11 @@ import pytest
 from pypdf import PdfReader
 
 from assistant.cleaning import clean_pages
-from assistant.ingest import Library
+from assistant.library import Library
 from assistant.pdf_reader import Limits, read_pdf
 from assistant.records import Chunk
 from assistant.store import GuidelineStore, make_client
+
 from conftest import REALWORLD
 from pdfs import GUIDELINE_PAGES, encrypt, make_pdf, scanned_pdf
 
@@ -23,10 +24,10 @@ LIMITS = Limits(max_bytes=10**9, max_pages=10_000, max_chars=10**9, max_seconds=
 QUERY = "How much adrenaline is given intramuscularly in anaphylaxis?"
 
 LONG_PAGES = [
-    "1 Recognition\n" + " ".join(f"Sign {i}: watch for sudden wheeze, stridor or hypotension after exposure to trigger {i}."
-                                 for i in range(14)),
-    "2 Adrenaline\n" + " ".join(f"Step {i}: give adrenaline 500 micrograms IM and reassess the airway after {i} minutes."
-                                for i in range(14)),
+    "1 Recognition\n" + " ".join(
+        f"Sign {i}: watch for sudden wheeze, stridor or hypotension after exposure to trigger {i}." for i in range(14)),
+    "2 Adrenaline\n" + " ".join(
+        f"Step {i}: give adrenaline 500 micrograms IM and reassess the airway after {i} minutes." for i in range(14)),
     "3 Fluids\n" + " ".join(f"Rule {i}: give a crystalloid bolus of 20 mL/kg and check the pulse again, round {i}."
                             for i in range(14)),
 ]

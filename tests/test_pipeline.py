@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.answer_checks import cited_numbers, drop_unknown_citations, unsupported_figures
+from assistant.answering import Answerer
 from assistant.errors import QuestionError
-from assistant.pipeline import (Pipeline, clean_question, cited_numbers, drop_unknown_citations,
-                                term_overlap, unsupported_figures)
+from assistant.questions import clean_question
+from assistant.quotes import term_overlap
 from assistant.records import Evidence
 from assistant.retriever import Retriever, is_follow_up, retrieval_query
+
 from pdfs import GUIDELINE_PAGES, make_pdf
 
 HYPERTENSION = [
@@ -22,7 +25,7 @@ HYPERTENSION = [
 def pipeline(assistant, tiny_generator):
     assistant.library.add_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"), "anaphylaxis.pdf")
     assistant.library.add_bytes(make_pdf(HYPERTENSION, title="Hypertension guideline"), "hypertension.pdf")
-    return Pipeline(assistant.settings, Retriever(assistant.query_encoder, assistant.store), tiny_generator)
+    return Answerer(assistant.settings, Retriever(assistant.query_encoder, assistant.store), tiny_generator)
 
 
 def test_answer_quotes_the_passage_that_holds_the_answer(pipeline):

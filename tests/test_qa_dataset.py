@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import io
-import re
 import subprocess
 import sys
 from collections import Counter
@@ -12,10 +10,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from trainer.data import HELD_OUT, QA_DIR, SPLITS, PageTexts, assign_splits, build_cloze, read_jsonl, validate
+
 from conftest import ROOT
 from pdfs import make_pdf
-from trainer.data import (HELD_OUT, QA_DIR, SPLITS, PageTexts, assign_splits, build_cloze, read_jsonl,
-                          validate)
 
 GUIDELINES = ROOT / "guidelines"
 SOURCES = sorted(p for p in (GUIDELINES / "src").glob("*.md") if p.name != "FORMAT.md")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.pipeline import Pipeline
+from assistant.answering import Answerer
 from assistant.records import Evidence
 from assistant.retriever import Retriever
+
 from pdfs import GUIDELINE_PAGES, make_pdf
 
 pytestmark = pytest.mark.slow
@@ -21,7 +22,7 @@ INJECTION_PAGES = [
 @pytest.fixture
 def real_pipeline(assistant, real_generator):
     assistant.library.add_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"), "anaphylaxis.pdf")
-    return Pipeline(assistant.settings, Retriever(assistant.query_encoder, assistant.store), real_generator)
+    return Answerer(assistant.settings, Retriever(assistant.query_encoder, assistant.store), real_generator)
 
 
 def test_answer_cites_the_passage_holding_the_answer(real_pipeline):

@@ -13,8 +13,9 @@ import re
 import pytest
 from pypdf import PdfReader
 
-import assistant.ingest as ingest
+import assistant.documents as ingest
 from assistant.errors import DocumentError, NoTextError
+
 from conftest import REALWORLD
 
 if not REALWORLD.is_dir():

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AuthenticationError
 
 from app_server import ROOT, free_port, running_app
 from conftest import MODEL_CACHE
@@ -32,7 +33,7 @@ def test_same_file_uploaded_twice_at_once_is_stored_once(library):
 
 @pytest.mark.slow
 def test_converted_model_cache_that_is_damaged_is_rebuilt(tmp_path):
-    from assistant.models import convert_packaged_generator
+    from assistant.packaged import convert_packaged_generator
 
     folder = convert_packaged_generator(tmp_path)
     weights = folder / "model.safetensors"
@@ -99,14 +100,14 @@ def test_login_protects_the_ui_and_the_api(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     with running_app(data_dir, MODEL_CACHE, auth_user="clinician", auth_password="s3cret-pass") as url:
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
             Client(url, verbose=False).predict(api_name="/documents")
         authed = Client(url, auth=("clinician", "s3cret-pass"), verbose=False)
         assert authed.predict(api_name="/documents") == []
 
 
 def test_a_new_encoder_version_is_filled_from_the_kept_pdfs(assistant, settings, encoder):
-    from assistant.ingest import Library
+    from assistant.library import Library
     from assistant.store import GuidelineStore, make_client
 
     first = assistant.library.add_bytes(make_pdf(GUIDELINE_PAGES), "kept.pdf")

@@ -5,17 +5,15 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from app_server import stop, wait_until_serving
-
 from assistant.config import load_settings
-from assistant.ingest import Library
-from assistant.store import GuidelineStore, make_client
+from assistant.library import Library
+from assistant.store import GuidelineStore, collection_name, make_client
+
+from app_server import stop, wait_until_serving
 from pdfs import GUIDELINE_PAGES, make_pdf
 
 pytestmark = pytest.mark.slow
@@ -35,16 +33,15 @@ def chroma_server(tmp_path):
     if not CHROMA.is_file():
         pytest.skip(reason=f"the chroma command is not installed at {CHROMA}")
     port = free_port()
-    log = open(tmp_path / "chroma.log", "wb")
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    process = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    with open(tmp_path / "chroma.log", "wb") as log:  # the child keeps its own handle
+        process = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "server-db"), "--host",
+                                    "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until_serving(process, f"http://127.0.0.1:{port}/api/v2/heartbeat", 60, str(tmp_path / "chroma.log"))
         yield port
     finally:
         stop(process)
-        log.close()
 
 
 def test_add_query_delete_through_a_chroma_server(chroma_server, tmp_path, encoder):
@@ -52,7 +49,7 @@ def test_add_query_delete_through_a_chroma_server(chroma_server, tmp_path, encod
                              index_samples_on_start=False)
     client = make_client(settings)
     assert type(client).__name__ != "PersistentClient"
-    store = GuidelineStore(client, f"{settings.collection}-{encoder.fingerprint}")
+    store = GuidelineStore(client, collection_name(settings, encoder))
     library = Library(settings, encoder, store)
 
     data = make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol")

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from assistant.prompts import context_order
-from pdfs import GUIDELINE_PAGES, make_pdf
+from assistant.choice import context_order
 from trainer.config import TrainConfig, load_config
 from trainer.jmlr import dynamic_sample, kl_loss, rank_loss, rescale, retriever_accuracy
+
+from pdfs import GUIDELINE_PAGES, make_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,7 +212,7 @@ def test_config_reads_toml_aliases_and_refuses_unknown_keys(tmp_path):
     assert cfg.lambda_ret == 0.5 and cfg.lora_target_modules == ["q_proj"] and cfg.batch_size == 3
     assert cfg.max_steps == 7 and cfg.data_path == cfg.output_path / "index"
     path.write_text("lamda = 1\n")
-    with pytest.raises(ValueError, match="Unknown training setting 'lamda'"):
+    with pytest.raises(ValueError, match="Unknown setting 'lamda'"):
         load_config(path)
     with pytest.raises(ValueError, match="k_sampled"):
         load_config(None, {"k_sampled": "50"})
@@ -297,7 +298,7 @@ def test_gradient_accumulation_makes_one_update_from_several_micro_batches(make_
 
 
 def _packaged_encoder() -> str:
-    from assistant.models import resolve_encoder_source
+    from assistant.packaged import resolve_encoder_source
 
     return resolve_encoder_source("packaged")
 
@@ -329,12 +330,15 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(make_cfg, tmp_path
     straight = make_cfg(output_dir=str(tmp_path / "straight"), **common)
     resumed = make_cfg(output_dir=str(tmp_path / "resumed"), **common)
     final_straight = train(straight)
-    train(resumed, stop_after_steps=3)
+    paused = train(resumed.replace(pause_after_steps=3))  # as if the session ended after step 3
+    assert paused == resumed.output_path / "checkpoints" / "step-000003"
     assert not (resumed.output_path / "final").exists()
     assert (resumed.output_path / "checkpoints" / "step-000003" / "trainer_state.pt").is_file()
     final_resumed = train(resumed, resume=True)
 
-    losses = lambda cfg: [(r["step"], r["loss"], r["gen_loss"], r["ret_loss"]) for r in metrics_rows(cfg.output_path)]
+    def losses(cfg):
+        return [(r["step"], r["loss"], r["gen_loss"], r["ret_loss"]) for r in metrics_rows(cfg.output_path)]
+
     assert len(losses(straight)) == 4 and losses(straight) == losses(resumed)
     a, b = adapter_weights(final_straight), adapter_weights(final_resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -344,8 +348,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(make_cfg, tmp_path
 
 
 def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_index, qa_file):
-    from assistant.models import load_generator
-    from assistant.service import build
+    from assistant.generator import load_generator
+    from assistant.service import build_assistant
     from trainer.evaluate import evaluate, merge_reports
     from trainer.train import train
 
@@ -355,13 +359,13 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
     assert manifest["base_embedding_model"] == "packaged" and manifest["config"]["k_context"] == 2
 
     settings = cfg.assistant_settings(checkpoint=str(final), precision="fp32")
-    assistant = build(settings)
+    assistant = build_assistant(settings)
     assert assistant.query_encoder.source == str(final / "retriever")
     assert assistant.passage_encoder.source == _packaged_encoder()  # query side only: passages as indexed
     assert assistant.store.count() > 0 and assistant.settings.adapter_path == str(final / "adapter")
     loaded = load_generator(assistant.settings)
     assert loaded.info["adapter"] == str(final / "adapter") and hasattr(loaded.model, "peft_config")
-    letter, scores, evidence = assistant.pipeline.choose("How is severe malaria treated?",
+    letter, scores, evidence = assistant.answerer.choose("How is severe malaria treated?",
                                                          {"A": "chloroquine", "B": "artesunate"}, top_k=2)
     assert letter in "AB" and len(evidence) == 2
 
@@ -386,7 +390,7 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
 
 
 def test_training_both_sides_re_embeds_into_a_new_collection_the_app_uses(make_cfg, tmp_path):
-    from assistant.service import build
+    from assistant.service import build_assistant
     from trainer.train import train
 
     cfg = make_cfg(train_sides="both", max_steps=2, lr_retriever=1e-5, data_dir=str(tmp_path / "own-index"),
@@ -394,7 +398,7 @@ def test_training_both_sides_re_embeds_into_a_new_collection_the_app_uses(make_c
     final = train(cfg)
     assert (final / "passage_encoder").is_dir() and (cfg.output_path / "passage_encoders" / "step-000001").is_dir()
     manifest = json.loads((final / "checkpoint.json").read_text())
-    assistant = build(cfg.assistant_settings(checkpoint=str(final), precision="fp32"))
+    assistant = build_assistant(cfg.assistant_settings(checkpoint=str(final), precision="fp32"))
     assert assistant.passage_encoder.source == str(final / "passage_encoder")
     assert assistant.store.name == manifest["collection"] != f"guidelines-{_base_fingerprint()}"
     assert assistant.store.count() == 9 and len(assistant.store.list_documents()) == 3
@@ -403,7 +407,7 @@ def test_training_both_sides_re_embeds_into_a_new_collection_the_app_uses(make_c
 
 
 def _base_fingerprint() -> str:
-    from assistant.models import _fingerprint
+    from assistant.encoder import fingerprint as _fingerprint
 
     return _fingerprint(_packaged_encoder())
 
@@ -423,11 +427,11 @@ def test_frozen_retriever_baseline_trains_only_the_generator(make_cfg):
 @pytest.mark.slow
 def test_smoke_config_end_to_end_on_the_real_model_in_nf4(tmp_path, guideline_dir, qa_file):
     """trainer/configs/smoke.toml as shipped, on the packaged SmolLM2-135M in nf4 (data from the test)."""
-    from conftest import MODEL_CACHE
-
-    from assistant.models import load_generator
-    from assistant.service import build
+    from assistant.generator import load_generator
+    from assistant.service import build_assistant
     from trainer.train import train
+
+    from conftest import MODEL_CACHE
 
     cfg = load_config(ROOT / "trainer" / "configs" / "smoke.toml",
                       {"output_dir": str(tmp_path / "smoke"), "train_file": str(qa_file),
@@ -440,14 +444,14 @@ def test_smoke_config_end_to_end_on_the_real_model_in_nf4(tmp_path, guideline_di
     # the generator did train after the no-grad utility passes (bitsandbytes' CPU repacking would stop it)
     lora_b = [w for name, w in adapter_weights(final).items() if "lora_B" in name]
     assert lora_b and all(float(w.abs().max()) > 0 for w in lora_b)
-    assistant = build(cfg.assistant_settings(checkpoint=str(final), precision="nf4"))
+    assistant = build_assistant(cfg.assistant_settings(checkpoint=str(final), precision="nf4"))
     loaded = load_generator(assistant.settings)
     assert loaded.info["precision"] == "nf4" and loaded.info["adapter"] == str(final / "adapter")
 
 
 def test_answer_utility_keeps_each_passage_with_its_own_loss(tiny_generator):
     """Utility prompts are batched by length; each value must still belong to its own passage."""
-    from assistant.generator import completion_nll
+    from assistant.likelihood import completion_nll
     from assistant.records import Chunk
     from trainer.jmlr import Example, Models, answer_utility, choice_prompt, to_evidence
     from trainer.qa import QARecord, target_text
