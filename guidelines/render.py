@@ -23,9 +23,9 @@ import io
 import logging
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 from xml.sax.saxutils import escape
 
 import pypdf
@@ -317,7 +317,7 @@ def parse_source(path: Path) -> Guideline:
 # --------------------------------------------------------------------------- glyphs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def glyph_round_trips(char: str, font: str = FONT) -> bool:
     """True if ``char`` rendered in ``font`` is drawn and extracts back unchanged.
 
@@ -332,7 +332,7 @@ def glyph_round_trips(char: str, font: str = FONT) -> bool:
     return "".join(text.split()) == f"xq{char}qy"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def symbol_map(ascii_only: bool) -> dict[str, str]:
     """ASCII sequences to replace with glyphs, keeping only glyphs that round-trip."""
     if ascii_only:
