@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast check lint types browser guidelines bench clean
+.PHONY: run test test-fast check lint types readme browser guidelines bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The README's settings tables, generated from the settings' help texts (a test checks they are current).
+readme: $(STAMP)
+	$(PY) -m assistant settings --readme README.md
+	$(PY) -m trainer settings --readme README.md
+
 # Lint, types and the fast tests: run before every commit (pre-commit runs the same).
 check: lint types test-fast
 
@@ -48,7 +53,7 @@ guidelines: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
-	$(PY) bench/ingest.py && $(PY) bench/answer.py && $(PY) bench/load.py
+	$(PY) bench/retrieval.py && $(PY) bench/ingest.py && $(PY) bench/answer.py && $(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -21,7 +21,7 @@ from .prompts import answer_messages, looks_like_injection
 from .questions import clean_question
 from .quotes import select_quotes, wording_block
 from .records import Answer, Evidence
-from .retriever import Retriever, retrieval_query
+from .retriever import Retrieval, Retriever, retrieval_query
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,17 @@ WITHHELD_ALL = ("The passages found contain text that addresses the assistant wi
                 "withheld from the model. Read them in the evidence panel, and check the source document.")
 
 
+def missing_text(codes: list[str]) -> str:
+    """The opening line when the question names a guideline the library does not hold."""
+    if not codes:
+        return ""
+    named = ", ".join(codes)
+    return (f"The library has no guideline {named}, which the question names: the passages below come from the "
+            "other documents. Upload that guideline to get its own wording.\n\n")
+
+
 def not_covered_text(evidence: list[Evidence], threshold: float) -> str:
-    best = f" (best match {evidence[0].score:.2f}, threshold {threshold:.2f})" if evidence else ""
+    best = f" (best match {max(e.score for e in evidence):.2f}, threshold {threshold:.2f})" if evidence else ""
     return ("The loaded guidelines do not cover this question" + best + ", so no answer was generated. The closest "
             "passages are shown for reference. Rephrase the question, or upload a guideline that covers it.")
 
@@ -46,16 +55,16 @@ class Answerer:
         self.generator = generator
 
     def retrieve(self, question: str, previous_questions: list[str], top_k: int,
-                 doc_ids: list[str] | None = None) -> tuple[str, list[Evidence], float]:
+                 doc_ids: list[str] | None = None) -> tuple[str, Retrieval, float]:
         query = retrieval_query(question, previous_questions, self.settings.history_turns)
         started = time.perf_counter()
-        evidence = self.retriever.search(query, top_k, doc_ids)
-        for item in evidence:
+        found = self.retriever.retrieve(query, top_k, doc_ids, focus=question if query != question else "")
+        for item in found.evidence:
             item.withheld = looks_like_injection(item.text)
-        return query, evidence, (time.perf_counter() - started) * 1000
+        return query, found, (time.perf_counter() - started) * 1000
 
     def is_covered(self, evidence: list[Evidence]) -> bool:
-        return bool(evidence) and evidence[0].score >= self.settings.min_evidence_score
+        return bool(evidence) and max(item.score for item in evidence) >= self.settings.min_evidence_score
 
     def ask_stream(self, question: str, history: list[tuple[str, str]] | None = None, top_k: int | None = None,
                    doc_ids: list[str] | None = None, temperature: float | None = None,
@@ -66,19 +75,22 @@ class Answerer:
         question = clean_question(question, settings.max_question_chars)
         top_k = max(1, min(int(top_k or settings.top_k), 20))
         started = time.perf_counter()
-        query, evidence, retrieval_ms = self.retrieve(question, [user for user, _ in history], top_k, doc_ids)
+        query, found, retrieval_ms = self.retrieve(question, [user for user, _ in history], top_k, doc_ids)
+        evidence = found.evidence
         answer = Answer(question=question, text="", evidence=evidence, covered=self.is_covered(evidence),
                         timings={"retrieval_ms": round(retrieval_ms, 1)}, models=dict(self.generator.info),
-                        retrieval_query=query)
+                        retrieval_query=query, missing_guidelines=found.named.missing)
+        notice = missing_text(found.named.missing)
         usable = [item for item in evidence if not item.withheld]
         if not answer.covered or not usable:
-            answer.text = not_covered_text(evidence, settings.min_evidence_score) if not answer.covered \
-                else WITHHELD_ALL
+            answer.text = notice + (not_covered_text(evidence, settings.min_evidence_score) if not answer.covered
+                                    else WITHHELD_ALL)
             answer.timings["total_s"] = round(time.perf_counter() - started, 3)
             yield answer
             return
 
-        wording = wording_block(select_quotes(self.retriever.encoder, query, evidence, settings.quote_sentences))
+        wording = notice + wording_block(select_quotes(self.retriever.encoder, query, evidence,
+                                                       settings.quote_sentences))
         answer.text = wording
         yield answer  # the verbatim wording is ready before the model writes a word
 

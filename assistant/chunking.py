@@ -15,6 +15,9 @@ _NUMBERED_HEADING = re.compile(
     r"^(?:(?:\d{1,2}(?:\.\d{1,2}){0,3})\.?|[A-Z]\.|(?i:chapter|section|part|annex|appendix)\s+[\dA-Z]{1,3}[.:]?)"
     r"\s+([A-Z][^\n]{1,90})$")
 _CAPS_HEADING = re.compile(r"^[A-Z][A-Z0-9 ,&/()'’:-]{3,70}$")
+# Section names that stand alone on a line in any case: "References", "Table of contents"...
+_NAMED_SECTION = re.compile(r"(?i)^(?:references|bibliography|further reading|(?:table of )?contents|index|glossary|"
+                            r"abbreviations|acknowledge?ments|appendix(?: [a-z0-9]{1,3})?|annex(?: [a-z0-9]{1,3})?)$")
 _BULLET_START = re.compile(r"^(?:[•▪●◦‣∙·*–—-]|o\s|\(?[a-z0-9]{1,2}[.)]\s)")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[]?[A-Z0-9•])")
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "dr.", "vs.", "fig.", "no.", "et al.")
@@ -32,17 +35,20 @@ class Span:
 def is_heading(line: str) -> bool:
     """A line that looks like a section heading: numbered, or short and in capitals."""
     line = line.strip()
-    if not 3 <= len(line) <= 100 or line.endswith((",", ";")):
-        return False
+    if not 3 <= len(line) <= 100 or line.endswith((",", ";")) or re.search(r"\.{4,}|…{2,}", line):
+        return False  # a wrapped sentence, or a line of a table of contents
     letters = sum(ch.isalpha() for ch in line)
     if letters < 0.5 * len(line.replace(" ", "")):
         return False
+    if _NAMED_SECTION.match(line):
+        return True
     match = _NUMBERED_HEADING.match(line)
     if match:
         number = re.match(r"\d+", line)
         title = match.group(1)
+        # "11. Royal College of Obstetricians. Antepartum haemorrhage": a numbered reference, not a heading
         return (number is None or int(number.group()) <= 40) and not title.rstrip().endswith(".") \
-            and len(title.split()) <= 14
+            and len(title.split()) <= 14 and not re.search(r"\.\s+[A-Z][a-z]", title)
     return bool(_CAPS_HEADING.match(line)) and len(re.findall(r"[A-Z]{2,}", line)) >= 1 \
         and len(line.split()) <= 10
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .config import ENV_ALIASES, PROJECT_DIR, Settings
-from .config_loader import markdown_table
+from .config_loader import markdown_table, replace_table
 from .errors import AssistantError
 from .records import Answer
 
@@ -84,8 +84,12 @@ def ingest(args: argparse.Namespace) -> int:
 
 
 def settings_table(args: argparse.Namespace) -> int:
-    """Every setting with its default and meaning, as the README's table."""
-    sys.stdout.write(markdown_table(Settings, base=PROJECT_DIR) + "\n")
+    """Every setting with its default and meaning, as the README's table (or written into it)."""
+    table = markdown_table(Settings, base=PROJECT_DIR)
+    if args.readme:
+        replace_table(Path(args.readme), "assistant", table)
+        return 0
+    sys.stdout.write(table + "\n")
     sys.stdout.write("\nEnvironment aliases: " + ", ".join(f"`{k}` = `{v}`" for k, v in ENV_ALIASES.items()) + "\n")
     return 0
 
@@ -106,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     indexing.add_argument("--config", help="settings TOML file")
     indexing.set_defaults(run=ingest, log_level=logging.INFO)
     table = commands.add_parser("settings", help="print every setting with its default and meaning (Markdown)")
+    table.add_argument("--readme", metavar="PATH", help="write the table into this file between its markers")
     table.set_defaults(run=settings_table, log_level=logging.WARNING)
     return root
 

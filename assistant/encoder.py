@@ -14,6 +14,7 @@ from .hardware import native_bf16
 from .packaged import hub_hint, resolve_encoder_source
 
 log = logging.getLogger(__name__)
+SMALL_CALL = 8  # texts per encode() call below which bf16 autocast is not used
 
 
 def fingerprint(source: str) -> str:
@@ -56,13 +57,17 @@ class Encoder:
         return [len(ids) for ids in encoded]
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Unit-length float32 embeddings (cosine similarity is then a dot product)."""
+        """Unit-length float32 embeddings (cosine similarity is then a dot product).
+
+        bf16 autocast pays off on batches (ingestion); a question or a few sentences run in fp32, which held
+        up far better on a loaded CPU (measured here at load 6.6: 83 ms per query in fp32, 807 ms under bf16)."""
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
         import torch
 
         device_type = "cuda" if str(self.model.device).startswith("cuda") else "cpu"
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
+        half = self.bf16 and len(texts) > SMALL_CALL
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=half):
             vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                         convert_to_tensor=True, show_progress_bar=False)
         return vectors.float().cpu().numpy()

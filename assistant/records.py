@@ -19,6 +19,7 @@ class Chunk:
     char_start: int  # offsets into the cleaned text of that page
     char_end: int
     text: str
+    kind: str = "body"  # body | references | contents | index | acknowledgements | boilerplate (passage_kinds)
 
     @property
     def chunk_id(self) -> str:
@@ -28,6 +29,12 @@ class Chunk:
         data = asdict(self)
         data.pop("text")
         return data
+
+    @classmethod
+    def from_stored(cls, text: str, metadata: dict[str, Any]) -> Chunk:
+        """A chunk as the store holds it: the text, and the rest in metadata (fields added later take defaults)."""
+        return cls(text=text, **{name: metadata[name] for name in cls.__dataclass_fields__
+                                 if name != "text" and name in metadata})
 
 
 @dataclass
@@ -40,9 +47,15 @@ class DocumentInfo:
     pages: int
     chunks: int
     added: str  # ISO time, UTC
+    codes: str = ""  # guideline identifiers it carries ("NG51", "GTG52"), comma-separated (assistant.naming)
+    name_text: str = ""  # the words it is known by: file name, title, its first page (assistant.naming)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_stored(cls, metadata: dict[str, Any]) -> DocumentInfo:
+        return cls(**{name: metadata[name] for name in cls.__dataclass_fields__ if name in metadata})
 
 
 @dataclass
@@ -60,6 +73,7 @@ class Evidence:
     text: str
     chunk_id: str = ""
     withheld: bool = False  # holds instruction-like text: shown to the user, never given to the model
+    kind: str = "body"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +91,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     retrieval_query: str = ""
+    missing_guidelines: list[str] = field(default_factory=list)  # named by the question, not in the library
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

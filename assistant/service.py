@@ -52,7 +52,7 @@ class Assistant:
         return self._answerer is not None
 
     def retriever(self) -> Retriever:
-        return Retriever(self.query_encoder, self.store)
+        return Retriever.from_settings(self.query_encoder, self.store, self.settings)
 
     def model_status(self) -> dict[str, Any]:
         settings = self.settings

@@ -26,6 +26,8 @@ class StartupState:
                                                 self._progress)
             if results:
                 log.info("Indexed %d documents at start-up", sum(r.status == "indexed" for r in results))
+            self.message = "Building the word index of the library..."
+            assistant.store.sync_lexical()  # else the first question pays for it
             self.message = "Loading the answer model..."
             _ = assistant.answerer
             self.message = ""

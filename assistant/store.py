@@ -2,13 +2,19 @@
 
 Contract:
 - `add_document(info, chunks, embeddings)` is all or nothing. Chunks are written first, then one record
-  in the registry collection commits the document. A document is visible to `query` and
+  in the registry collection commits the document. A document is visible to `query`, `lexical_query` and
   `list_documents` only once committed; chunks left by a crash before the commit are removed by
   `recover()` (called on open). A failure during the write removes what was written before re-raising.
 - `delete_document(doc_id)` removes the registry record first (the document disappears at once), then
   its chunks.
-- `query(embedding, k, doc_ids)` returns up to k (Chunk, cosine similarity) pairs, best first, from
-  committed documents only, optionally restricted to some documents.
+- `query(embedding, k, doc_ids)` returns up to k (Chunk, cosine similarity) pairs, best first;
+  `lexical_query(text, k, doc_ids)` up to k (Chunk, BM25 score) pairs. Both return guidance passages
+  (kind `body`) of committed documents only, optionally restricted to some documents, and never fail on
+  a chunk another process removed meanwhile.
+- The lexical index (assistant.lexical) is derived from the committed documents: built when the store
+  opens, updated by this process's writes, and brought in step with the registry before each lexical
+  query, so documents written or deleted by another process (the command line, a second app on a Chroma
+  server) are searched exactly when they are committed, in both indexes or in neither.
 - Embeddings are always passed in: Chroma's default embedding function (which downloads a model) is
   never used.
 """
@@ -23,11 +29,17 @@ import numpy as np
 
 from .config import Settings
 from .encoder import Encoder
+from .lexical import LexicalIndex, tokenize
+from .passage_kinds import BODY
 from .records import Chunk, DocumentInfo
 
 log = logging.getLogger(__name__)
 
 _REFRESH_SECONDS = 5.0  # how stale the cached registry may be (other processes may write to a server)
+# The way passages are cut, classified and described: a new format means a new collection version, which
+# the app refills from the kept PDFs at start-up (Library.prepare), so no store mixes two formats.
+INDEX_FORMAT = 2
+_PAGE = 5000  # chunks read from Chroma per request when the lexical index is built in bulk
 
 
 def make_client(settings: Settings) -> Any:
@@ -45,7 +57,7 @@ def make_client(settings: Settings) -> Any:
 
 def collection_name(settings: Settings, passage_encoder: Encoder) -> str:
     """Each passage encoder has its own collection version: vectors of two encoders never mix."""
-    return f"{settings.collection}-{passage_encoder.fingerprint}"
+    return f"{settings.collection}-{passage_encoder.fingerprint}-v{INDEX_FORMAT}"
 
 
 def open_store(settings: Settings, passage_encoder: Encoder, recover: bool = True) -> GuidelineStore:
@@ -66,6 +78,8 @@ class GuidelineStore:
         self._registry_read = 0.0
         self._lock = threading.RLock()  # writes: add, delete, recover
         self._cache_lock = threading.Lock()  # the cached registry
+        self.lexical = LexicalIndex()
+        self._lexical_lock = threading.Lock()  # one synchronisation of the lexical index at a time
         if recover:
             self.recover()
 
@@ -76,14 +90,15 @@ class GuidelineStore:
             if fresh or time.monotonic() - self._registry_read > _REFRESH_SECONDS:
                 records = self.registry.get(include=["metadatas"])
                 self._registry_cache = {
-                    doc_id: DocumentInfo(**{k: meta[k] for k in DocumentInfo.__dataclass_fields__})
+                    doc_id: DocumentInfo.from_stored(meta)
                     for doc_id, meta in zip(records["ids"], records["metadatas"])}
                 self._registry_read = time.monotonic()
             return self._registry_cache
 
-    def list_documents(self) -> list[DocumentInfo]:
-        """Committed documents, oldest first."""
-        return sorted(self._documents(fresh=True).values(), key=lambda info: info.added)
+    def list_documents(self, fresh: bool = True) -> list[DocumentInfo]:
+        """Committed documents, oldest first; `fresh=False` accepts the cached registry (at most a few seconds
+        old), which a query can afford where a registry read per query would cost too much."""
+        return sorted(self._documents(fresh=fresh).values(), key=lambda info: info.added)
 
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         return self._documents(fresh=True).get(doc_id)
@@ -114,6 +129,7 @@ class GuidelineStore:
                 raise
             finally:
                 self._documents(fresh=True)
+            self._index_lexically(info.doc_id, chunks)
 
     def _commit(self, info: DocumentInfo) -> None:
         self.registry.upsert(ids=[info.doc_id], embeddings=[[1.0]], metadatas=[info.as_dict()])
@@ -123,6 +139,7 @@ class GuidelineStore:
         with self._lock:
             existed = doc_id in self._documents(fresh=True)
             self.registry.delete(ids=[doc_id])
+            self.lexical.remove(doc_id)
             self._delete_chunks(doc_id)
             self._documents(fresh=True)
             return existed
@@ -155,21 +172,19 @@ class GuidelineStore:
         return int(self.chunks.count())
 
     def query(self, embedding: np.ndarray, k: int, doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
-        """The k passages nearest to the embedding, from committed documents, best first.
+        """The k guidance passages nearest to the embedding, from committed documents, best first.
 
         Filtering every query to the committed documents would cost an `$in` over the whole library, so the
-        common case runs unfiltered and drops uncommitted hits; only when they crowded out the library's
-        passages (a long guideline being written, here or by another process) is the query repeated with
-        the filter.
+        common case runs unfiltered and drops uncommitted hits and other kinds of passage; only when they
+        crowded out the guidance (a long guideline being written, a reference list near the question) is
+        the query repeated with the filter.
         """
         committed = self._documents()
         if not committed or self.count() == 0:
             return []
         if doc_ids:
             allowed = [d for d in doc_ids if d in committed]
-            if not allowed:
-                return []
-            return self._search(embedding, k, committed, allowed)
+            return self._search(embedding, k, committed, allowed) if allowed else []
         hits, dropped = self._search_unfiltered(embedding, k, committed)
         if dropped and len(hits) < k:
             return self._search(embedding, k, committed, list(committed))
@@ -177,27 +192,87 @@ class GuidelineStore:
 
     def _search_unfiltered(self, embedding: np.ndarray, k: int, committed: dict[str, DocumentInfo]
                            ) -> tuple[list[tuple[Chunk, float]], bool]:
-        hits = self._run(embedding, k + 8, None)
-        kept = [(chunk, score) for chunk, score in hits if chunk.doc_id in committed]
+        hits = self._run(embedding, k + 8 + k // 2, None)
+        kept = [(chunk, score) for chunk, score in hits if chunk.doc_id in committed and chunk.kind == BODY]
         return kept[:k], len(kept) < len(hits)
 
     def _search(self, embedding: np.ndarray, k: int, committed: dict[str, DocumentInfo], allowed: list[str]
                 ) -> list[tuple[Chunk, float]]:
-        where = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
+        documents = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
+        where = {"$and": [documents, {"kind": BODY}]}
         return [(chunk, score) for chunk, score in self._run(embedding, k, where) if chunk.doc_id in committed][:k]
 
     def _run(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None) -> list[tuple[Chunk, float]]:
         result = self.chunks.query(query_embeddings=[np.asarray(embedding, dtype=np.float32)],
                                    n_results=max(1, min(self.count(), n)), where=where,
                                    include=["documents", "metadatas", "distances"])
-        return [(Chunk(text=text, **{k: meta[k] for k in Chunk.__dataclass_fields__ if k != "text"}),
-                 1.0 - float(distance))
-                for text, meta, distance in zip(result["documents"][0], result["metadatas"][0],
-                                                result["distances"][0])]
+        rows = zip(result["documents"][0], result["metadatas"][0], result["distances"][0])
+        # a chunk removed by another process between the index lookup and the read comes back empty
+        return [(Chunk.from_stored(text, meta), 1.0 - float(distance))
+                for text, meta, distance in rows if text is not None and meta]
+
+    def get(self, chunk_ids: list[str], embeddings: bool = False) -> dict[str, tuple[Chunk, np.ndarray | None]]:
+        """Chunks by id (and their vectors when asked); ids no longer stored are left out."""
+        if not chunk_ids:
+            return {}
+        include = ["documents", "metadatas", *(["embeddings"] if embeddings else [])]
+        found = self.chunks.get(ids=list(chunk_ids), include=include)
+        vectors = found["embeddings"] if embeddings else [None] * len(found["ids"])
+        return {cid: (Chunk.from_stored(text, meta), None if vector is None else np.asarray(vector, np.float32))
+                for cid, text, meta, vector in zip(found["ids"], found["documents"], found["metadatas"], vectors)
+                if text is not None and meta}
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         """All chunks of one document in order (for checks and re-embedding)."""
         stored = self.chunks.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
-        chunks = [Chunk(text=text, **{k: meta[k] for k in Chunk.__dataclass_fields__ if k != "text"})
-                  for text, meta in zip(stored["documents"], stored["metadatas"])]
+        chunks = [Chunk.from_stored(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"])]
         return sorted(chunks, key=lambda c: c.chunk_index)
+
+    # -- lexical ----------------------------------------------------------------------------
+
+    def _index_lexically(self, doc_id: str, chunks: list[Chunk]) -> None:
+        body = [chunk for chunk in chunks if chunk.kind == BODY]
+        self.lexical.add(doc_id, [chunk.chunk_id for chunk in body], tokenize([lexical_text(c) for c in body]))
+
+    def _all_chunks(self, doc_ids: set[str]) -> dict[str, list[Chunk]]:
+        """The chunks of many documents, read from Chroma in pages."""
+        grouped: dict[str, list[Chunk]] = {doc_id: [] for doc_id in doc_ids}
+        for offset in range(0, self.count(), _PAGE):
+            page = self.chunks.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+            for text, meta in zip(page["documents"], page["metadatas"]):
+                if text is not None and meta and meta.get("doc_id") in grouped:
+                    grouped[meta["doc_id"]].append(Chunk.from_stored(text, meta))
+        return grouped
+
+    def sync_lexical(self) -> int:
+        """Bring the lexical index in step with the committed documents; returns the documents changed."""
+        with self._lexical_lock:
+            committed = set(self._documents())
+            indexed = self.lexical.documents()
+            for doc_id in indexed - committed:
+                self.lexical.remove(doc_id)
+            missing = committed - indexed
+            if len(missing) > 20:  # a new process: one pass over the collection beats a query per document
+                for doc_id, chunks in self._all_chunks(missing).items():
+                    self._index_lexically(doc_id, chunks)
+            else:
+                for doc_id in missing:
+                    self._index_lexically(doc_id, self.chunks_of(doc_id))
+            if missing:
+                log.info("Lexical index of %s: %d documents added, %d passages in all", self.name, len(missing),
+                         len(self.lexical))
+            return len(missing) + len(indexed - committed)
+
+    def lexical_query(self, text: str, k: int, doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
+        """The k guidance passages that match the words of `text` best (BM25), from committed documents."""
+        self.sync_lexical()
+        committed = self._documents()
+        allowed = set(committed) if not doc_ids else {d for d in doc_ids if d in committed}
+        hits = self.lexical.search(text, k, allowed)
+        found = self.get([chunk_id for chunk_id, _ in hits])
+        return [(found[chunk_id][0], score) for chunk_id, score in hits if chunk_id in found]
+
+
+def lexical_text(chunk: Chunk) -> str:
+    """What lexical search reads of a passage: its section heading and its text."""
+    return f"{chunk.section}\n{chunk.text}" if chunk.section else chunk.text

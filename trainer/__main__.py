@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("inputs", nargs="+", help="evaluation folders (each with results.json)")
     report.add_argument("--out", required=True)
 
-    commands.add_parser("settings", help="print every training setting with its default and meaning (Markdown)")
+    settings_command = commands.add_parser("settings", help="print every training setting with its default and "
+                                                            "meaning (Markdown)")
+    settings_command.add_argument("--readme", metavar="PATH", help="write the table into this file between its markers")
 
     reindex = commands.add_parser("reindex", help="re-embed an assistant library for a checkpoint's passage encoder")
     reindex.add_argument("--checkpoint", required=True)
@@ -51,11 +53,15 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "settings":
-        from assistant.config_loader import markdown_table
+        from assistant.config_loader import markdown_table, replace_table
 
         from .config import KEY_ALIASES, TrainConfig
 
-        sys.stdout.write(markdown_table(TrainConfig, key_aliases=KEY_ALIASES) + "\n")
+        table = markdown_table(TrainConfig, key_aliases=KEY_ALIASES)
+        if args.readme:
+            replace_table(Path(args.readme), "trainer", table)
+        else:
+            sys.stdout.write(table + "\n")
         return 0
     _configure_logging()
     if args.command == "reindex":

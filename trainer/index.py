@@ -19,6 +19,7 @@ from assistant.documents import embedding_text
 from assistant.encoder import Encoder, load_encoder
 from assistant.library import Library
 from assistant.records import Chunk
+from assistant.retriever import Retriever
 from assistant.store import GuidelineStore, open_store
 
 from .jmlr import Example
@@ -67,19 +68,17 @@ class PassageVectors:
 
 
 def retrieve_candidates(encoder: Encoder, store: GuidelineStore, records: list[QARecord], n: int,
-                        batch_size: int = 64) -> list[Example]:
-    """Each question's N nearest passages with the encoder as it is now (called at every epoch start)."""
-    queries = [choice_query(record.question, record.options) for record in records]
+                        settings: Settings) -> list[Example]:
+    """Each question's N best passages, found as the app finds them (the retrieval settings: hybrid by
+    default) with the query encoder as it is now (called at every epoch start)."""
+    retriever = Retriever.from_settings(encoder, store, settings)
     examples = []
-    for start in tqdm(range(0, len(queries), batch_size), desc="Retrieving candidates", unit="batch", leave=False):
-        vectors = encoder.encode(queries[start:start + batch_size], batch_size)
-        for offset, vector in enumerate(vectors):
-            hits = store.query(vector, n)
-            if len(hits) < 2:
-                raise ValueError(f"The collection {store.name} returned {len(hits)} passages: index more documents.")
-            record = records[start + offset]
-            examples.append(Example(record=record, candidates=[chunk for chunk, _ in hits],
-                                    query=queries[start + offset]))
+    for record in tqdm(records, desc="Retrieving candidates", unit="question", leave=False):
+        query = choice_query(record.question, record.options)
+        hits = retriever.ranked_chunks(query, n)
+        if len(hits) < 2:
+            raise ValueError(f"The collection {store.name} returned {len(hits)} passages: index more documents.")
+        examples.append(Example(record=record, candidates=[chunk for chunk, _ in hits], query=query))
     return examples
 
 

@@ -21,6 +21,7 @@ from assistant.documents import embedding_text
 from assistant.likelihood import completion_nll
 from assistant.prompts import render
 from assistant.records import Chunk, Evidence
+from assistant.retriever import to_evidence
 
 from .config import TrainConfig
 from .encoding import embed, unwrap
@@ -78,12 +79,6 @@ def retriever_accuracy(scores: torch.Tensor, answer_loss: torch.Tensor) -> float
     """Share of questions where the passage the LM finds most useful gets the highest retriever score."""
     scores, answer_loss = torch.atleast_2d(scores.detach()), torch.atleast_2d(answer_loss.detach())
     return float((scores.argmax(dim=-1) == answer_loss.argmin(dim=-1)).float().mean())
-
-
-def to_evidence(chunk: Chunk, number: int, score: float) -> Evidence:
-    return Evidence(number=number, doc_id=chunk.doc_id, file=chunk.file_name, title=chunk.title, page=chunk.page,
-                    page_label=chunk.page_label, section=chunk.section, score=round(float(score), 4),
-                    text=chunk.text, chunk_id=chunk.chunk_id)
 
 
 def choice_prompt(tokenizer: Any, record: QARecord, evidence: list[Evidence]) -> str:

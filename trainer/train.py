@@ -322,7 +322,7 @@ def epoch_examples(run: Run, progress: RunProgress, restored: list[Example] | No
     if restored is not None and progress.batches_done:
         return restored, progress.batches_done
     progress.batches_done = 0
-    return retrieve_candidates(run.query, run.store, run.records, run.cfg.n_candidates), 0
+    return retrieve_candidates(run.query, run.store, run.records, run.cfg.n_candidates, run.settings), 0
 
 
 def epoch_loader(run: Run, epoch: int, count: int, skip: int) -> Any:
