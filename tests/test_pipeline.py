@@ -5,6 +5,7 @@ import pytest
 
 from assistant.answer_checks import cited_numbers, drop_unknown_citations, unsupported_figures
 from assistant.answering import Answerer
+from assistant.choice import choice_query
 from assistant.errors import QuestionError
 from assistant.questions import clean_question
 from assistant.quotes import term_overlap
@@ -72,7 +73,8 @@ def test_multiple_choice_mode_returns_letter_scores_and_evidence(pipeline):
     letter, scores, evidence = pipeline.choose("Adult IM adrenaline dose in anaphylaxis?", options, top_k=3)
     assert letter in options and set(scores) == set(options) and len(evidence) == 3
     # the layout the trainer uses: best passage last, nearest the question, numbered in prompt order
-    assert [e.score for e in evidence] == sorted(e.score for e in evidence)
+    retrieved = pipeline.retriever.search(choice_query("Adult IM adrenaline dose in anaphylaxis?", options), 3)
+    assert [e.chunk_id for e in evidence] == [e.chunk_id for e in reversed(retrieved)]
     assert [e.number for e in evidence] == [1, 2, 3]
 
 

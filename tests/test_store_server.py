@@ -63,13 +63,15 @@ def test_add_query_delete_through_a_chroma_server(chroma_server, tmp_path, encod
     assert hits and hits[0][0].doc_id == result.doc_id and "500 micrograms" in hits[0][0].text
     assert hits[0][0].page == 2 and hits[0][0].section == "2 Adrenaline"
 
-    # a second process (here: a second client) sees the same library
+    # a second process (here: a second client) sees the same library, in both rankings
     other = GuidelineStore(make_client(settings), store.name)
     assert [info.file_name for info in other.list_documents()] == ["anaphylaxis.pdf"]
     assert other.count() == result.chunks
+    assert [c.page for c, _ in other.lexical_query("500 micrograms intramuscular adrenaline", 1)] == [2]
     assert library.add_bytes(data, "anaphylaxis.pdf").status == "already indexed"
 
     assert library.delete("anaphylaxis.pdf") is True
-    assert store.query(query, 3) == [] and store.count() == 0
+    assert store.query(query, 3) == [] and store.count() == 0 and store.lexical_query("adrenaline", 3) == []
     assert other.list_documents() == [] and other.count() == 0
+    assert other.lexical_query("adrenaline", 3) == []  # the other process's lexical index follows the delete
     assert not library.file_path(result.doc_id).exists()
