@@ -78,7 +78,7 @@ def main() -> None:
         started = time.perf_counter()
         run = setup(joint_cfg)
         setup_seconds = time.perf_counter() - started
-        examples = retrieve_candidates(run.query, run.store, run.records, joint_cfg.n_candidates)
+        examples = retrieve_candidates(run.query, run.store, run.records, joint_cfg.n_candidates, run.settings)
         batches = [examples[i:i + base.batch_size] for i in range(0, len(examples), base.batch_size)]
         run.generator.train()
         run.query.model.train()
