@@ -31,12 +31,16 @@ def term_overlap(query: str, sentence: str) -> float:
 
 
 def candidate_sentences(evidence: list[Evidence], passages: int = 3) -> list[tuple[int, str]]:
-    """(evidence number, sentence) for the body sentences of the top passages not withheld."""
+    """(evidence number, sentence) for the body sentences of the top guidance passages not withheld; a sentence
+    two documents (or two pages) share is offered once, with its first citation."""
     candidates: list[tuple[int, str]] = []
-    for item in [e for e in evidence if not e.withheld][:passages]:
+    seen: set[str] = set()
+    for item in [e for e in evidence if not e.withheld and e.kind == "body"][:passages]:
         for start, end, heading in units(item.text):
             sentence = re.sub(r"\s+", " ", item.text[start:end]).strip()
-            if not heading and len(sentence) >= 25:
+            key = re.sub(r"[^a-z0-9]+", "", sentence.lower())
+            if not heading and len(sentence) >= 25 and key not in seen:
+                seen.add(key)
                 candidates.append((item.number, sentence))
     return candidates
 

@@ -115,3 +115,16 @@ def test_invented_figures_are_flagged():
 def test_term_overlap_matches_word_forms():
     assert term_overlap("When is the dose repeated?", "Repeat the dose after 5 minutes") == 1.0
     assert term_overlap("tryptase timing", "Give fluids") == 0.0
+
+
+def test_a_sentence_two_documents_share_is_quoted_once():
+    from assistant.quotes import candidate_sentences
+
+    shared = "Give intramuscular adrenaline 500 micrograms to adults with anaphylaxis."
+    evidence = [Evidence(1, "a", "a.pdf", "A", 1, "1", "", 0.9, shared + " Repeat after 5 minutes."),
+                Evidence(2, "b", "b.pdf", "B", 3, "3", "", 0.8, "  " + shared.upper().replace(".", " .")),
+                Evidence(3, "c", "c.pdf", "C", 9, "9", "References", 0.7, "Smith AB, Jones CD. Adrenaline in "
+                         "anaphylaxis: a review of 500 cases. Lancet 2001;3:1-9.", kind="references")]
+    sentences = candidate_sentences(evidence)
+    assert [number for number, _ in sentences] == [1, 1]  # the copy in b.pdf and the reference are not offered
+    assert sentences[0][1] == shared
