@@ -185,16 +185,20 @@ class GuidelineStore:
         if doc_ids:
             allowed = [d for d in doc_ids if d in committed]
             return self._search(embedding, k, committed, allowed) if allowed else []
-        hits, dropped = self._search_unfiltered(embedding, k, committed)
-        if dropped and len(hits) < k:
+        hits, uncommitted = self._search_unfiltered(embedding, k, committed)
+        if uncommitted and len(hits) < k:
             return self._search(embedding, k, committed, list(committed))
         return hits
 
     def _search_unfiltered(self, embedding: np.ndarray, k: int, committed: dict[str, DocumentInfo]
                            ) -> tuple[list[tuple[Chunk, float]], bool]:
+        """Guidance hits of committed documents, and whether uncommitted ones were dropped. Other kinds of
+        passage are over-fetched for and dropped, never filtered in Chroma: an `$in` over the library is the
+        slow path, kept for the rare query that meets a document being written."""
         hits = self._run(embedding, k + 8 + k // 2, None)
-        kept = [(chunk, score) for chunk, score in hits if chunk.doc_id in committed and chunk.kind == BODY]
-        return kept[:k], len(kept) < len(hits)
+        committed_hits = [(chunk, score) for chunk, score in hits if chunk.doc_id in committed]
+        kept = [(chunk, score) for chunk, score in committed_hits if chunk.kind == BODY]
+        return kept[:k], len(committed_hits) < len(hits)
 
     def _search(self, embedding: np.ndarray, k: int, committed: dict[str, DocumentInfo], allowed: list[str]
                 ) -> list[tuple[Chunk, float]]:
