@@ -18,7 +18,8 @@ from conftest import ROOT
 PACKAGES = ("assistant", "trainer")
 SOURCE_DIRS = ("assistant", "trainer", "bench", "tests", "guidelines")
 MAX_FUNCTION_LINES = 80
-LONG_FUNCTIONS_ALLOWED = {"guidelines/render.py"}  # a document renderer: one long dispatch on block kinds
+LONG_FUNCTIONS_ALLOWED = {"guidelines/render.py"}
+OUTSIDE_NOTES = "shared/" + "DESIGN"  # the team's early notes outside the repository (spelt so as not to cite them)  # a document renderer: one long dispatch on block kinds
 
 
 def python_files(*folders: str):
@@ -105,10 +106,8 @@ def test_no_function_is_longer_than_80_lines():
 def test_nothing_cites_files_outside_the_repository():
     citing = []
     for path in [*python_files(*SOURCE_DIRS), *sorted((ROOT / "trainer" / "configs").glob("*.toml"))]:
-        if path.name == "test_code_shape.py":  # the patterns below name what they look for
-            continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if "shared/DESIGN" in line or re.search(r"\bissue \d+\b|the reference code", line):
+            if OUTSIDE_NOTES in line or re.search(r"\bissue \d+\b|" + "the reference " + "code", line):
                 citing.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}")
     assert not citing, citing
 
