@@ -121,7 +121,8 @@ def test_a_sentence_two_documents_share_is_quoted_once():
     from assistant.quotes import candidate_sentences
 
     shared = "Give intramuscular adrenaline 500 micrograms to adults with anaphylaxis."
-    evidence = [Evidence(1, "a", "a.pdf", "A", 1, "1", "", 0.9, shared + " Repeat the dose after 5 minutes if there is no improvement."),
+    again = " Repeat the dose after 5 minutes if there is no improvement."
+    evidence = [Evidence(1, "a", "a.pdf", "A", 1, "1", "", 0.9, shared + again),
                 Evidence(2, "b", "b.pdf", "B", 3, "3", "", 0.8, "  " + shared.upper().replace(".", " .")),
                 Evidence(3, "c", "c.pdf", "C", 9, "9", "References", 0.7, "Smith AB, Jones CD. Adrenaline in "
                          "anaphylaxis: a review of 500 cases. Lancet 2001;3:1-9.", kind="references")]
