@@ -3,7 +3,7 @@
 An answer has two parts. "Guideline wording": the sentences of the retrieved passages closest to the
 question, quoted verbatim with their citation (assistant.quotes), ready before the model writes. Then
 the model's short summary, written from the numbered evidence and citing it, checked against it
-(assistant.answer_checks).
+sentence by sentence (assistant.support): only what a passage states is shown.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from .answer_checks import cited_numbers, drop_unknown_citations, unsupported_figures
+from .answer_checks import cited_numbers, drop_unknown_citations
 from .choice import choice_query, context_order
 from .config import Settings
 from .generator import Generator
@@ -22,6 +22,7 @@ from .questions import clean_question
 from .quotes import select_quotes, wording_block
 from .records import Answer, Evidence
 from .retriever import Retrieval, Retriever, retrieval_query
+from .support import SentenceCheck, SupportChecker, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,29 @@ def not_covered_text(evidence: list[Evidence], threshold: float) -> str:
             "passages are shown for reference. Rephrase the question, or upload a guideline that covers it.")
 
 
+def shown_summary(checks: list[SentenceCheck]) -> str:
+    """The sentences a passage supports, each ending with the citation of that passage."""
+    shown = []
+    for check in checks:
+        if check.supported:
+            cites = f"[{check.source}]" in check.sentence
+            shown.append(check.sentence if cites else f"{check.sentence.rstrip()} [{check.source}]")
+    return " ".join(shown)
+
+
+def left_out_note(checks: list[SentenceCheck]) -> str:
+    """Why sentences the model wrote are not shown (the kinds of claim, not the unsupported words)."""
+    dropped = [check for check in checks if not check.supported]
+    if not dropped:
+        return ""
+    reasons = sorted({reason for check in dropped for reason in check.reasons})
+    if len(dropped) == len(checks):
+        return ("\n\nNo summary is shown: no passage states what the model wrote (" + "; ".join(reasons) +
+                "). Rely on the guideline wording above.")
+    return (f"\n\n({len(dropped)} sentence{'s' if len(dropped) > 1 else ''} of the model's summary left out: "
+            "the passage it cites does not state " + "; ".join(reasons) + ".)")
+
+
 class Answerer:
     """Answers questions from the library with one retriever and one generator."""
 
@@ -53,6 +77,9 @@ class Answerer:
         self.settings = settings
         self.retriever = retriever
         self.generator = generator
+        # words of general English (the encoder's whole-word vocabulary): a summary word outside it is a
+        # specialist term (a drug, a test) that the cited passage must contain
+        self.common_words = frozenset(word for word in retriever.encoder.tokenizer.get_vocab() if word.isalpha())
 
     def retrieve(self, question: str, previous_questions: list[str], top_k: int,
                  doc_ids: list[str] | None = None) -> tuple[str, Retrieval, float]:
@@ -94,20 +121,31 @@ class Answerer:
         answer.text = wording
         yield answer  # the verbatim wording is ready before the model writes a word
 
-        head = f"\n\nSummary ({self.generator.info.get('generator', 'model')}; check it against the wording and " \
-               "evidence):\n" if wording else ""
-        messages = answer_messages(question, usable, history)
-        for partial in self._summary(messages, len(evidence), max_new_tokens, temperature, answer.timings):
-            answer.text = wording + head + partial
-            yield answer
-        summary = answer.text[len(wording + head):]
-        unsupported = unsupported_figures(summary, usable)
-        if unsupported:
-            answer.text += ("\n\nCaution: the summary mentions " + ", ".join(unsupported) + ", not found in the "
-                            "retrieved evidence. Rely on the guideline wording above.")
+        yield from self._checked_summary(answer, wording, usable, history, max_new_tokens, temperature)
         answer.cited = cited_numbers(answer.text, len(evidence))
         answer.timings["total_s"] = round(time.perf_counter() - started, 3)
         yield answer
+
+    def _checked_summary(self, answer: Answer, wording: str, usable: list[Evidence], history: list[tuple[str, str]],
+                         max_new_tokens: int | None, temperature: float | None) -> Iterator[Answer]:
+        """The model writes; each sentence is shown once it is complete and a passage it cites states it."""
+        head = f"\n\nSummary ({self.generator.info.get('generator', 'model')}; each sentence checked against the " \
+               "passage it cites):\n"
+        checker = SupportChecker(answer.question, usable, self.common_words)
+        checks: list[SentenceCheck] = []
+        partial = ""
+        messages = answer_messages(answer.question, usable, history)
+        for partial in self._summary(messages, len(answer.evidence), max_new_tokens, temperature, answer.timings):
+            complete = split_sentences(partial)[:-1]  # the last sentence may still be growing
+            if len(complete) > len(checks):
+                checks += [checker.check(sentence) for sentence in complete[len(checks):]]
+                answer.summary = shown_summary(checks)
+                answer.text = wording + (head + answer.summary if answer.summary else "")
+                yield answer  # only checked sentences are ever shown
+        checks += [checker.check(sentence) for sentence in split_sentences(partial)[len(checks):]]
+        answer.summary = shown_summary(checks)
+        answer.summary_checks = [check.as_dict() for check in checks]
+        answer.text = wording + (head + answer.summary if answer.summary else "") + left_out_note(checks)
 
     def _summary(self, messages: list[dict[str, str]], evidence_count: int, max_new_tokens: int | None,
                  temperature: float | None, timings: dict[str, Any]) -> Iterator[str]:

@@ -92,6 +92,8 @@ class Answer:
     models: dict[str, Any] = field(default_factory=dict)
     retrieval_query: str = ""
     missing_guidelines: list[str] = field(default_factory=list)  # named by the question, not in the library
+    summary: str = ""  # the model's own words that passed the support check (assistant.support)
+    summary_checks: list[dict[str, Any]] = field(default_factory=list)  # each sentence it wrote, and the verdict
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
