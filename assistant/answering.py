@@ -20,7 +20,7 @@ from .generator import Generator
 from .injection import looks_like_injection
 from .prompts import answer_messages
 from .questions import clean_question
-from .quotes import select_quotes, wording_block
+from .quotes import focused_evidence, select_quotes, wording_block
 from .records import Answer, Evidence
 from .retriever import Retrieval, Retriever, retrieval_query
 from .support import SentenceCheck, SupportChecker, split_sentences
@@ -135,7 +135,8 @@ class Answerer:
         checker = SupportChecker(answer.question, usable, self.common_words)
         checks: list[SentenceCheck] = []
         partial = ""
-        messages = answer_messages(answer.question, usable, history)
+        focused = focused_evidence(self.retriever.encoder, answer.question, usable, self.settings.evidence_chars)
+        messages = answer_messages(answer.question, focused, history)
         for partial in self._summary(messages, len(answer.evidence), max_new_tokens, temperature, answer.timings):
             complete = split_sentences(partial)[:-1]  # the last sentence may still be growing
             if len(complete) > len(checks):

@@ -87,6 +87,16 @@ def apply_adapter(model: Any, adapter_path: str) -> Any:
     return PeftModel.from_pretrained(model, adapter_path)
 
 
+class _StopWhenSet:
+    """A stopping criterion: generation ends at the next token once the event is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 class Generator:
     """A loaded causal LM with streaming generation and option scoring."""
 
@@ -106,7 +116,7 @@ class Generator:
     def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 160,
                temperature: float = 0.0) -> Iterator[str]:
         """Yield the answer text piece by piece as the model writes it."""
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         prompt = self.prompt(messages)
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
@@ -118,6 +128,8 @@ class Generator:
         else:
             kwargs.update(do_sample=False)
         errors: list[BaseException] = []
+        stop = threading.Event()  # set when the reader goes away (a closed browser tab): stop generating
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
 
         def run() -> None:
             try:
@@ -130,8 +142,11 @@ class Generator:
         with self._lock:
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            yield from streamer
-            worker.join()
+            try:
+                yield from streamer
+            finally:
+                stop.set()
+                worker.join()
         if errors:
             raise errors[0]
 

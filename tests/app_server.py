@@ -21,7 +21,9 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, **settings: str):
-    """Yield the URL of a freshly started app; stop it afterwards."""
+    """Yield the URL of a freshly started app; stop it afterwards. The app answers with the `fast` generator
+    preset unless a test names another (the acceptance test runs the default)."""
+    settings.setdefault("generator_model", "fast")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "GRADIO_", "CHROMA_"))}
     env.update({"ASSISTANT_DATA_DIR": str(data_dir), "ASSISTANT_MODEL_CACHE": str(model_cache),

@@ -95,7 +95,7 @@ def test_the_shared_acceptance_check_passes_against_a_fresh_app(tmp_path):
         pytest.skip(reason=f"{ACCEPTANCE} is not present on this machine")
     data = tmp_path / "data"
     data.mkdir()
-    with running_app(data, MODEL_CACHE) as url:
+    with running_app(data, MODEL_CACHE, generator_model="packaged") as url:  # the default, as a user starts it
         done = subprocess.run([sys.executable, str(ACCEPTANCE / "api_check.py"), url,
                                str(ACCEPTANCE / "questions.jsonl"), "5", str(ACCEPTANCE / "anaphylaxis_protocol.pdf")],
                               capture_output=True, text=True, timeout=900)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # each command starts a fresh interpreter that lo
 def config(tmp_path):
     path = tmp_path / "assistant.toml"
     path.write_text(f'[assistant]\ndata_dir = "{tmp_path / "data"}"\nmodel_cache = "{MODEL_CACHE}"\n'
-                    "index_samples_on_start = false\n")
+                    "index_samples_on_start = false\ngenerator_model = \"fast\"\n")
     return path
 
 

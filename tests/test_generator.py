@@ -75,6 +75,24 @@ def test_stream_yields_text_and_respects_max_tokens(tiny_generator):
     assert pieces and len(tiny_generator.tokenizer(text, add_special_tokens=False)["input_ids"]) <= 9
 
 
+def test_a_reader_that_leaves_mid_answer_stops_the_generation(tiny_generator):
+    """A closed browser tab must not leave the model writing 4,000 tokens in the background."""
+    import threading
+
+    steps = []
+    hook = tiny_generator.model.register_forward_hook(lambda *args: steps.append(1))
+    before = threading.active_count()
+    try:
+        stream = tiny_generator.stream([{"role": "user", "content": "Hello"}], max_new_tokens=4000)
+        next(stream)
+        stream.close()
+    finally:
+        hook.remove()
+    assert threading.active_count() == before  # the generation thread has ended
+    assert len(steps) < 1000  # it stopped soon after the reader left, not after 4,000 tokens
+    assert "".join(tiny_generator.stream([{"role": "user", "content": "Hi"}], max_new_tokens=4))  # usable again
+
+
 def _reference_nll(model, tokenizer, prompt: str, completion: str) -> torch.Tensor:
     """The plain definition, one unpadded sequence, logits at every position."""
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]

@@ -33,13 +33,14 @@ def test_same_file_uploaded_twice_at_once_is_stored_once(library):
 
 @pytest.mark.slow
 def test_converted_model_cache_that_is_damaged_is_rebuilt(tmp_path):
-    from assistant.packaged import convert_packaged_generator
+    from assistant.packaged import GENERATORS, convert_packaged_generator
 
-    folder = convert_packaged_generator(tmp_path)
+    smollm2 = GENERATORS["smollm2-135m"]
+    folder = convert_packaged_generator(tmp_path, smollm2)
     weights = folder / "model.safetensors"
     with weights.open("r+b") as handle:  # a crash mid-copy, a full disk: the file is cut short
         handle.truncate(weights.stat().st_size // 3)
-    rebuilt = convert_packaged_generator(tmp_path)
+    rebuilt = convert_packaged_generator(tmp_path, smollm2)
     assert rebuilt == folder and weights.stat().st_size > 100_000_000
     from transformers import AutoModelForCausalLM
 

@@ -110,3 +110,15 @@ def test_the_answer_shows_only_supported_sentences_as_they_stream(assistant, tin
     assert final.summary.startswith("Offer nitrofurantoin 100 mg") and "Trimethoprim 200 mg" in final.summary
     assert [check["supported"] for check in final.summary_checks] == [True, False, True]
     assert "1 sentence of the model's summary left out" in final.text
+
+
+def test_the_model_reads_each_long_passage_cut_to_the_sentences_nearest_the_question(encoder):
+    from assistant.quotes import focused_evidence
+
+    filler = " ".join(f"Section {i} describes the audit of service {i} in the region." for i in range(12))
+    long = passage(1, filler + " Give intramuscular adrenaline 500 micrograms and repeat after 5 minutes. " + filler)
+    short = passage(2, "Call for help.")
+    focused = focused_evidence(encoder, "What dose of intramuscular adrenaline?", [long, short], 200)
+    assert "adrenaline 500 micrograms" in focused[0].text and len(focused[0].text) <= 200
+    assert focused[0].number == 1 and focused[1] is short and long.text != focused[0].text
+    assert focused_evidence(encoder, "adrenaline", [long], 0)[0] is long

@@ -436,7 +436,7 @@ def test_smoke_config_end_to_end_on_the_real_model_in_nf4(tmp_path, guideline_di
     cfg = load_config(ROOT / "trainer" / "configs" / "smoke.toml",
                       {"output_dir": str(tmp_path / "smoke"), "train_file": str(qa_file),
                        "guidelines_dir": str(guideline_dir), "model_cache": str(MODEL_CACHE)})
-    assert cfg.precision == "nf4" and cfg.generator_model == ""
+    assert cfg.precision == "nf4" and cfg.generator_model == "fast"
     final = train(cfg)
     rows = metrics_rows(cfg.output_path)
     assert len(rows) == cfg.max_steps and all(math.isfinite(float(r["loss"])) for r in rows)

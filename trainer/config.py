@@ -28,8 +28,8 @@ class TrainConfig:
     """Every knob of a run (docs/DESIGN.md describes the method these parametrise)."""
 
     # Models
-    generator_model: str = setting("", "base generator; empty = the app's `generator_model` (`packaged` "
-                                   "SmolLM2-135M-Instruct)")
+    generator_model: str = setting("", "base generator; empty = the app's `generator_model` (a packaged preset: "
+                                   "`fast`, `balanced`, `quality`, or a folder or hub id)")
     precision: str = setting("nf4", "training precision of the base generator: `nf4` = QLoRA on a 4-bit base "
                              "(bitsandbytes); `bf16`/`fp32` = plain LoRA. Without a usable bitsandbytes, nf4 "
                              "falls back to fp32 with a warning")

@@ -1,0 +1,161 @@
+"""Are the assistant's own words right, or silent? Each question asked as a clinician asks it.
+
+    .venv/bin/python bench/answers.py --models balanced,fast --limit 60 --real-limit 40
+
+Each question's stem (no options) goes through the app's answer path (`Answerer.ask`, top 5 passages); the
+summary the user is shown (`Answer.summary`: the sentences that passed the support check) is judged
+against the options:
+- states the right option: its distinctive figures (assistant.figures, so "0.5 mg" = "500 micrograms")
+  all appear, and at least 60% of its distinctive words (stems of words no other option has); or, as the
+  acceptance check counts, the option's words or the question's key phrase appear verbatim;
+- states a wrong option: the same test for any other option, and not the right one;
+- silent: no sentence survived (the verbatim wording stands alone).
+Sets: the test split (guidelines/qa/test.jsonl over the sample library) and the real-guideline questions
+(bench/data/realworld.jsonl over the real PDFs of ../shared/realworld, when present). Time to first token
+of the summary (5 passages) per answer. Each generator runs in its own process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import benchlib
+from benchlib import REALWORLD_PDFS, ROOT, markdown_table, percentile
+
+log = logging.getLogger("bench.answers")
+_WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
+_COMMON = set("the and for with from that this than into over under per are was were not any all its".split())
+
+
+def words(text: str) -> str:
+    return " " + re.sub(r"[^a-z0-9.]+", " ", text.lower()).strip() + " "
+
+
+def stems(text: str) -> set[str]:
+    return {w[:6] for w in _WORD.findall(text.lower()) if w not in _COMMON}
+
+
+def states(option: str, others: list[str], summary: str) -> bool:
+    """The summary states this option's content: its own figures, and most of the words only it has."""
+    from assistant.figures import figure_supported, figures
+
+    if words(option) in words(summary):
+        return True
+    mine, theirs = figures(option), set().union(*(figures(o) for o in others)) if others else set()
+    distinct_figures = mine - theirs
+    said = figures(summary)
+    if any(not figure_supported(f, said) for f in distinct_figures):
+        return False
+    distinct_words = stems(option) - set().union(*(stems(o) for o in others)) if others else stems(option)
+    if not distinct_words:
+        return bool(distinct_figures)
+    return len(distinct_words & stems(summary)) >= 0.6 * len(distinct_words)
+
+
+def judge(record: dict[str, Any], summary: str) -> str:
+    """right | wrong | silent | other (a summary that states no option)."""
+    if not summary.strip():
+        return "silent"
+    options = record["options"]
+    right = options[record["answer"]]
+    wrong = [text for letter, text in options.items() if letter != record["answer"]]
+    key = record.get("key") or ""
+    if states(right, wrong, summary) or (key and words(key) in words(summary)):
+        return "right"
+    if any(states(text, [o for o in options.values() if o != text], summary) for text in wrong):
+        return "wrong"
+    return "other"
+
+
+def ask_all(answerer: Any, records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    rows = []
+    for index, record in enumerate(records):
+        answer = answerer.ask(record["question"], top_k=5)
+        rows.append({"id": record["id"], "set": label, "verdict": judge(record, answer.summary),
+                     "summary": answer.summary, "covered": answer.covered,
+                     "first_token_s": answer.timings.get("first_token_s"),
+                     "dropped": sum(not c["supported"] for c in answer.summary_checks)})
+        if index % 10 == 0:
+            log.info("%s %s: %d/%d", answerer.generator.info.get("generator"), label, index + 1, len(records))
+    return rows
+
+
+def records_of(path: Path, limit: int) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows[:limit or None]
+
+
+def worker(name: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    from assistant.config import load_settings
+    from assistant.service import build_assistant
+
+    settings = load_settings(env={}, config_file=None, data_dir=data_dir, index_samples_on_start=False,
+                             generator_model=name, model_cache=str(ROOT / ".cache" / "models"))
+    assistant = build_assistant(settings)
+    for pdf in sorted((ROOT / "guidelines").glob("*.pdf")):
+        assistant.library.add_path(pdf)
+    rows = ask_all(assistant.answerer, records_of(ROOT / "guidelines/qa/test.jsonl", args.limit), "test")
+    real = records_of(ROOT / "bench/data/realworld.jsonl", args.real_limit) if REALWORLD_PDFS.is_dir() else []
+    for file in sorted({r["evidence"]["file"] for r in real}):
+        assistant.library.add_path(REALWORLD_PDFS / file)
+    rows += ask_all(assistant.answerer, real, "real")
+    return {"model": name, "title": assistant.answerer.generator.info.get("generator"), "rows": rows}
+
+
+def report(results: list[dict[str, Any]], before: str, after: str) -> str:
+    from trainer.evaluate import wilson
+
+    table = []
+    for result in results:
+        for label in ("test", "real"):
+            rows = [r for r in result["rows"] if r["set"] == label]
+            if not rows:
+                continue
+            n = len(rows)
+            count = {v: sum(r["verdict"] == v for r in rows) for v in ("right", "wrong", "silent", "other")}
+            low, high = wilson(count["right"], n)
+            wlow, whigh = wilson(count["wrong"], n)
+            ttft = [r["first_token_s"] for r in rows if r["first_token_s"]]
+            table.append([f"`{result['model']}` {result['title']}", label, n,
+                          f"{100 * count['right'] / n:.1f}% ({100 * low:.0f}-{100 * high:.0f})",
+                          f"{100 * count['wrong'] / n:.1f}% ({100 * wlow:.0f}-{100 * whigh:.0f})",
+                          f"{100 * count['silent'] / n:.1f}%", f"{100 * count['other'] / n:.1f}%",
+                          f"{sum(r['dropped'] for r in rows)}",
+                          f"{statistics.median(ttft):.2f} / {percentile(ttft, 95):.2f}" if ttft else "-"])
+    header = ["generator", "set", "n", "states right option", "states a wrong option", "silent", "states none",
+              "sentences dropped", "first token p50 / p95 s"]
+    return (f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Command: "
+            f"`{benchlib.command_line()}`.\n\n" + markdown_table(header, table))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="balanced", help="comma-separated presets or packaged keys")
+    parser.add_argument("--limit", type=int, default=0, help="first N test-split questions (0 = all)")
+    parser.add_argument("--real-limit", type=int, default=0, help="first N real-guideline questions (0 = all)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.worker:
+        with tempfile.TemporaryDirectory() as data:
+            Path(args.out).write_text(json.dumps(worker(args.worker, args, Path(data))))
+        return
+    before = benchlib.load_average()
+    extra = ["--limit", str(args.limit), "--real-limit", str(args.real_limit)]
+    results = benchlib.run_workers(__file__, args.models.split(","), extra, "answers")
+    text = report(results, before, benchlib.load_average())
+    print(text)
+    if not args.no_write:
+        benchlib.replace_section("answers", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Which generator should answer? Every packaged candidate, side by side on this CPU.
+
+    .venv/bin/python bench/generators.py                        # fast, balanced (and quality if installed)
+    .venv/bin/python bench/generators.py --models fast --limit 20 --no-write
+
+Per model, in a fresh process (load time and memory are its own):
+- multiple-choice accuracy on the test split (guidelines/qa/test.jsonl), options scored as the app's
+  multiple-choice mode scores them (`Generator.score_options`): with no evidence, with the gold passage
+  only (the chunk of the guideline that holds the question's evidence span), and with the top-5 passages
+  our retriever finds for the question (`Answerer.choose`, best passage last); 95% Wilson intervals and
+  the exact McNemar p of retrieved minus none;
+- time to first token and decode tokens/s of `Generator.stream` on answer prompts with 5 passages
+  (the app's own prompt), load time from the converted cache, and peak RSS.
+The default must be one where retrieval clearly helps: the retrieved condition's lower 95% bound above the
+no-evidence accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import benchlib
+from benchlib import ROOT, markdown_table, percentile
+
+log = logging.getLogger("bench.generators")
+
+MODELS = ("fast", "balanced", "quality")
+TIMING_PROMPTS = 5
+EVIDENCE_PASSAGES = 5
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p from the discordant pairs."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(0, min(only_a, only_b) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def gold_passage(library: Any, record: dict[str, Any]) -> list[Any]:
+    """The chunk of the evidence page that holds the evidence span (the span itself if none holds it whole)."""
+    from assistant.records import Evidence
+    from trainer.evaluate import normalize
+
+    evidence = record["evidence"]
+    span = normalize(evidence["span"])
+    chunks = [c for info in library.documents() if info.file_name == evidence["file"]
+              for c in library.store.chunks_of(info.doc_id) if c.page == int(evidence["page"])]
+    best = next((c for c in chunks if span in normalize(c.text)), None)
+    text = best.text if best else evidence["span"]
+    return [Evidence(1, "", evidence["file"], "", int(evidence["page"]), str(evidence["page"]), "", 1.0, text)]
+
+
+def worker(name: str, limit: int, data_dir: Path) -> dict[str, Any]:
+    """One model: load it, score every question three ways, time the answer prompts."""
+    from assistant.answering import Answerer
+    from assistant.config import load_settings
+    from assistant.generator import Generator
+    from assistant.prompts import answer_messages
+    from assistant.service import build_assistant
+
+    settings = load_settings(env={}, config_file=None, data_dir=data_dir, index_samples_on_start=False,
+                             generator_model=name, model_cache=str(ROOT / ".cache" / "models"))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    generator = Generator.load(settings)
+    load_s = time.perf_counter() - started
+    assistant = build_assistant(settings, generator=generator)
+    for pdf in sorted((ROOT / "guidelines").glob("*.pdf")):
+        assistant.library.add_path(pdf)
+    answerer: Answerer = assistant.answerer
+    records = [json.loads(line) for line in (ROOT / "guidelines" / "qa" / "test.jsonl").read_text().splitlines()
+               if line.strip()][:limit or None]
+    rows = []
+    for index, record in enumerate(records):
+        question, options = record["question"], record["options"]
+        none = generator.score_options(question, options, [])[0]
+        gold = generator.score_options(question, options, gold_passage(assistant.library, record))[0]
+        retrieved = answerer.choose(question, options, top_k=EVIDENCE_PASSAGES)[0]
+        rows.append({"id": record["id"], "answer": record["answer"], "none": none, "gold": gold,
+                     "retrieved": retrieved})
+        if index % 20 == 0:
+            log.info("%s: %d/%d", name, index + 1, len(records))
+    timings = []
+    for record in records[:TIMING_PROMPTS]:
+        evidence = answerer.retrieve(record["question"], [], EVIDENCE_PASSAGES)[1].evidence
+        messages = answer_messages(record["question"], evidence)
+        began, first, pieces = time.perf_counter(), None, []
+        for piece in generator.stream(messages, max_new_tokens=48):
+            first = first or (time.perf_counter() - began if piece.strip() else None)
+            pieces.append(piece)
+        total = time.perf_counter() - began
+        tokens = len(generator.tokenizer("".join(pieces), add_special_tokens=False)["input_ids"])
+        timings.append({"first_token_s": first or total,
+                        "tokens_per_s": tokens / max(total - (first or 0.0), 1e-6)})
+    return {"model": name, "title": generator.info.get("generator"), "precision": generator.info.get("precision"),
+            "load_s": load_s, "peak_rss_gib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 2**20,
+            "rows": rows, "timings": timings}
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    from trainer.evaluate import wilson
+
+    rows = result["rows"]
+    n = len(rows)
+    figures: dict[str, Any] = {"n": n}
+    for condition in ("none", "gold", "retrieved"):
+        right = sum(row[condition] == row["answer"] for row in rows)
+        figures[condition] = (right / n, *wilson(right, n))
+    only_rag = sum(r["retrieved"] == r["answer"] != r["none"] for r in rows)
+    only_none = sum(r["none"] == r["answer"] != r["retrieved"] for r in rows)
+    figures["p"] = mcnemar_p(only_rag, only_none)
+    figures["helps"] = figures["retrieved"][1] > figures["none"][0]
+    figures["ttft_p50"] = statistics.median(t["first_token_s"] for t in result["timings"])
+    figures["ttft_p95"] = percentile([t["first_token_s"] for t in result["timings"]], 95)
+    figures["decode"] = statistics.median(t["tokens_per_s"] for t in result["timings"])
+    return figures
+
+
+def report(results: list[dict[str, Any]], before: str, after: str) -> str:
+    def cell(value: tuple[float, float, float]) -> str:
+        return f"{100 * value[0]:.1f}% ({100 * value[1]:.0f}-{100 * value[2]:.0f})"
+
+    rows = []
+    for result in results:
+        f = summarize(result)
+        delta = 100 * (f["retrieved"][0] - f["none"][0])
+        rows.append([f"`{result['model']}` {result['title']}", f["n"], cell(f["none"]), cell(f["gold"]),
+                     cell(f["retrieved"]), f"{delta:+.1f} (p={f['p']:.3f})", "yes" if f["helps"] else "no",
+                     f"{f['ttft_p50']:.2f} / {f['ttft_p95']:.2f}", f"{f['decode']:.1f}", f"{result['load_s']:.1f}",
+                     f"{result['peak_rss_gib']:.2f}"])
+    header = ["generator", "n", "no evidence", "gold passage", "retrieved top-5", "retrieved - none (McNemar)",
+              "RAG lower bound > none", "first token p50 / p95 s", "decode tok/s", "load s", "peak RSS GiB"]
+    return (f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Precision: the app's `auto` "
+            f"({results[0]['precision'] if results else '?'} on this CPU). Command: `{benchlib.command_line()}`.\n\n"
+            + markdown_table(header, rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="", help="comma-separated presets or packaged keys")
+    parser.add_argument("--limit", type=int, default=0, help="first N test questions (0 = all)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.worker:
+        with tempfile.TemporaryDirectory() as data:
+            Path(args.out).write_text(json.dumps(worker(args.worker, args.limit, Path(data))))
+        return
+    from assistant.packaged import GENERATORS, PRESETS, package_dir
+
+    names = args.models.split(",") if args.models else [
+        m for m in MODELS if package_dir(GENERATORS[PRESETS[m]].files[0][0]) is not None]
+    before = benchlib.load_average()
+    results = benchlib.run_workers(__file__, names, ["--limit", str(args.limit)], "generators")
+    text = report(results, before, benchlib.load_average())
+    print(text)
+    if not args.no_write:
+        benchlib.replace_section("generators", text)
+
+
+if __name__ == "__main__":
+    main()
