@@ -157,6 +157,7 @@ def remove_abandoned_staging(cache_dir: Path, model: PackagedGenerator) -> None:
 
 def _convert_into(staging: Path, model: PackagedGenerator) -> None:
     """Join and check the GGUF, dequantize it, and save a plain safetensors model folder in `staging`."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = staging / "gguf"
@@ -170,8 +171,10 @@ def _convert_into(staging: Path, model: PackagedGenerator) -> None:
     config = gguf_model.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    fresh = AutoModelForCausalLM.from_config(config)
-    fresh.load_state_dict(gguf_model.state_dict())
+    with torch.device("meta"):  # no random initialisation of weights that are replaced at once
+        fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(gguf_model.state_dict(), assign=True)
+    fresh.tie_weights()
     fresh.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     shutil.rmtree(source)

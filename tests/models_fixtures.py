@@ -1,4 +1,4 @@
-"""Model fixtures: the real SmolLM2 tokenizer with a tiny random Llama (fast), and the real default
+"""Model fixtures: the real SmolLM2 tokenizer with a tiny random Llama (fast), and the real `fast` packaged
 generator (integration)."""
 from __future__ import annotations
 
@@ -44,13 +44,15 @@ def tiny_generator(smol_tokenizer):
 
 @pytest.fixture(scope="session")
 def real_generator(tmp_path_factory):
-    """The packaged SmolLM2-135M-Instruct, converted once into a session cache."""
+    """The packaged SmolLM2-135M-Instruct (the `fast` preset), converted once into a session cache. The default
+    preset answers in the acceptance test (tests/test_app_api.py)."""
     from assistant.config import load_settings
     from assistant.generator import Generator
 
     from conftest import MODEL_CACHE
 
-    settings = load_settings(env={}, data_dir=tmp_path_factory.mktemp("models-data"), model_cache=str(MODEL_CACHE))
+    settings = load_settings(env={}, data_dir=tmp_path_factory.mktemp("models-data"), model_cache=str(MODEL_CACHE),
+                             generator_model="fast")
     return Generator.load(settings)
 
 

@@ -103,3 +103,5 @@ def test_the_shared_acceptance_check_passes_against_a_fresh_app(tmp_path):
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["questions"] >= 5
     assert figures["evidence_hit_at_k"] == 1.0 and figures["answer_hit"] == 1.0, done.stdout
+    # the default generator's own words: never a wrong option, the right fact on most questions
+    assert figures["summary_wrong"] == 0.0 and figures["summary_hit"] >= 0.6, done.stdout
