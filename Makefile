@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quality-model run test test-fast check lint types readme browser guidelines bench clean
+.PHONY: quality-model test-space run test test-fast check lint types readme browser guidelines bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest
+
+# the Space path: a second venv from requirements.txt alone, the app started offline (several minutes)
+test-space: $(STAMP)
+	$(PY) -m pytest -m space --timeout=3600 tests/test_space.py
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"

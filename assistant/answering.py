@@ -17,7 +17,7 @@ from .answer_checks import cited_numbers, drop_unknown_citations
 from .choice import choice_query, context_order
 from .config import Settings
 from .generator import Generator
-from .injection import looks_like_injection
+from .injection import InjectionDetector
 from .prompts import answer_messages
 from .questions import clean_question
 from .quotes import focused_evidence, select_quotes, wording_block
@@ -80,6 +80,7 @@ class Answerer:
         self.generator = generator
         # words of general English (the encoder's whole-word vocabulary): a summary word outside it is a
         # specialist term (a drug, a test) that the cited passage must contain
+        self.injection = InjectionDetector(retriever.encoder)
         self.common_words = frozenset(word for word in retriever.encoder.tokenizer.get_vocab() if word.isalpha())
 
     def retrieve(self, question: str, previous_questions: list[str], top_k: int,
@@ -87,8 +88,8 @@ class Answerer:
         query = retrieval_query(question, previous_questions, self.settings.history_turns)
         started = time.perf_counter()
         found = self.retriever.retrieve(query, top_k, doc_ids, focus=question if query != question else "")
-        for item in found.evidence:
-            item.withheld = looks_like_injection(item.text)
+        for item, withheld in zip(found.evidence, self.injection.withheld([e.text for e in found.evidence])):
+            item.withheld = withheld
         return query, found, (time.perf_counter() - started) * 1000
 
     def is_covered(self, evidence: list[Evidence]) -> bool:

@@ -12,12 +12,25 @@ assistant when it
   a role, developer mode) or about passage numbering ("cite passage [1]"); or
 - imitates the structure of a conversation (a "SYSTEM:" line, "### Instruction", an end-of-document
   marker, a hidden note in brackets or an HTML comment).
+
+Rules miss what they were not written for, so `InjectionDetector` adds a second signal where the encoder
+is the packaged one: a logistic regression on the sentence's embedding, fitted on instructions and on
+ordinary guideline sentences (bench/injection.py measures both on a set written blind to them).
 """
 from __future__ import annotations
 
+import json
+import logging
 import re
+from pathlib import Path
+
+import numpy as np
 
 from .chunking import units
+from .encoder import Encoder
+
+log = logging.getLogger(__name__)
+WEIGHTS_FILE = Path(__file__).with_name("injection_weights.json")  # fitted by bench/injection.py --fit
 
 _F = re.I
 
@@ -144,16 +157,59 @@ def is_instruction_to_assistant(sentence: str) -> bool:
     return bool(_DIRECTIVE.search(rest) or _OUTPUT_VERB.search(rest))
 
 
+def _sentences(text: str) -> list[str]:
+    return [s for s in (re.sub(r"\s+", " ", text[start:end]).strip() for start, end, _ in units(text)) if s]
+
+
 def instruction_sentences(text: str) -> list[str]:
-    """The sentences of a passage that address the assistant rather than the clinician."""
-    found = []
-    for start, end, _ in units(text):
-        sentence = re.sub(r"\s+", " ", text[start:end]).strip()
-        if sentence and is_instruction_to_assistant(sentence):
-            found.append(sentence)
-    return found
+    """The sentences of a passage that address the assistant rather than the clinician (form rules)."""
+    return [sentence for sentence in _sentences(text) if is_instruction_to_assistant(sentence)]
 
 
 def looks_like_injection(text: str) -> bool:
     """A passage holding any such sentence: withheld from the prompt and the quotes, flagged on its card."""
     return bool(instruction_sentences(text)) or bool(_FAKE_STRUCTURE.search(text))
+
+
+class InjectionDetector:
+    """The form rules, plus the learned signal when the encoder is the one it was fitted on."""
+
+    _CACHE_LIMIT = 50_000
+
+    def __init__(self, encoder: Encoder | None, weights_file: Path = WEIGHTS_FILE) -> None:
+        self.encoder = encoder
+        self.weights: np.ndarray | None = None
+        self.bias = 0.0
+        self.threshold = 1.0
+        self._learned: dict[str, bool] = {}  # sentence -> verdict: passages come back query after query
+        if encoder is not None and weights_file.is_file():
+            fitted = json.loads(weights_file.read_text())
+            if fitted.get("encoder") == encoder.fingerprint:
+                self.weights = np.asarray(fitted["weights"], dtype=np.float32)
+                self.bias, self.threshold = float(fitted["bias"]), float(fitted["threshold"])
+            else:
+                log.info("Injection classifier fitted for another encoder: the form rules alone are used")
+
+    def flags(self, sentences: list[str]) -> list[bool]:
+        """For each sentence: does it address the assistant?"""
+        rules = [is_instruction_to_assistant(s) for s in sentences]
+        if self.weights is None or self.encoder is None:
+            return rules
+        unknown = sorted({s for s, ruled in zip(sentences, rules) if not ruled and s not in self._learned})
+        if unknown:
+            if len(self._learned) > self._CACHE_LIMIT:
+                self._learned.clear()
+            logits = self.encoder.encode(unknown) @ self.weights + self.bias
+            probability = 1.0 / (1.0 + np.exp(-logits))
+            self._learned.update(zip(unknown, (bool(p >= self.threshold) for p in probability)))
+        return [ruled or self._learned.get(s, False) for s, ruled in zip(sentences, rules)]
+
+    def withheld(self, texts: list[str]) -> list[bool]:
+        """For each passage: does any sentence address the assistant, or does it imitate a chat transcript?"""
+        sentences = [_sentences(text) for text in texts]
+        flat = self.flags([s for group in sentences for s in group])
+        verdicts, start = [], 0
+        for text, group in zip(texts, sentences):
+            verdicts.append(any(flat[start:start + len(group)]) or bool(_FAKE_STRUCTURE.search(text)))
+            start += len(group)
+        return verdicts

@@ -87,8 +87,11 @@ def ask_all(answerer: Any, records: list[dict[str, Any]], label: str) -> list[di
 
 
 def records_of(path: Path, limit: int) -> list[dict[str, Any]]:
+    """All questions, or `limit` of them evenly spaced (the files hold a guideline's questions together)."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows[:limit or None]
+    if not limit or limit >= len(rows):
+        return rows
+    return [rows[i * len(rows) // limit] for i in range(limit)]
 
 
 def worker(name: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
@@ -137,8 +140,8 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="balanced", help="comma-separated presets or packaged keys")
-    parser.add_argument("--limit", type=int, default=0, help="first N test-split questions (0 = all)")
-    parser.add_argument("--real-limit", type=int, default=0, help="first N real-guideline questions (0 = all)")
+    parser.add_argument("--limit", type=int, default=0, help="N test-split questions, evenly spaced (0 = all)")
+    parser.add_argument("--real-limit", type=int, default=0, help="N real-guideline questions, evenly spaced (0 = all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

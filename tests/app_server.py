@@ -20,7 +20,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, **settings: str):
+def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, python: str = sys.executable,
+                extra_env: dict[str, str] | None = None, **settings: str):
     """Yield the URL of a freshly started app; stop it afterwards. The app answers with the `fast` generator
     preset unless a test names another (the acceptance test runs the default)."""
     settings.setdefault("generator_model", "fast")
@@ -30,9 +31,10 @@ def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, **setti
                 "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
                 "ASSISTANT_INDEX_SAMPLES_ON_START": "false"})
     env.update({f"ASSISTANT_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update(extra_env or {})
     log_path = data_dir.parent / f"app-{port}.log"
     with log_path.open("w") as log:  # the child keeps its own handle
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+        process = subprocess.Popen([python, "app.py"], cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

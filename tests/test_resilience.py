@@ -33,10 +33,13 @@ def test_same_file_uploaded_twice_at_once_is_stored_once(library):
 
 @pytest.mark.slow
 def test_converted_model_cache_that_is_damaged_is_rebuilt(tmp_path):
+    import shutil
+
     from assistant.packaged import GENERATORS, convert_packaged_generator
 
     smollm2 = GENERATORS["smollm2-135m"]
-    folder = convert_packaged_generator(tmp_path, smollm2)
+    folder = tmp_path / smollm2.key  # a copy of the session's converted cache: one conversion, not two
+    shutil.copytree(convert_packaged_generator(MODEL_CACHE, smollm2), folder)
     weights = folder / "model.safetensors"
     with weights.open("r+b") as handle:  # a crash mid-copy, a full disk: the file is cut short
         handle.truncate(weights.stat().st_size // 3)
