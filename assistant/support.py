@@ -10,7 +10,9 @@ specific it says, consistently:
   every population, route or frequency word;
 - not mostly other words: a sentence whose content words are mostly absent from the passage is not a
   summary of it;
-- the same polarity: "do not offer" where the passage's matching sentence says "offer", or the reverse.
+- the same polarity: "do not offer" where the passage's matching sentence says "offer", or the reverse;
+- a drug's dose as the passage pairs them: the drug and the figures the sentence gives it must stand
+  together in the passage (in one sentence, or a figureless line and the next), not another drug's dose.
 """
 from __future__ import annotations
 
@@ -148,7 +150,26 @@ class SupportChecker:
             problems.append("wording the passage does not contain")
         if self._polarity_differs(sentence, passage):
             problems.append("the opposite of the passage (negation)")
+        if not problems and not self._paired_as_in(sentence, words, passage):
+            problems.append("a dose the passage gives for another drug")
         return problems
+
+    def _paired_as_in(self, sentence: str, words: list[str], passage: _Passage) -> bool:
+        """The drugs the sentence names and the figures it states stand together in one stretch of the passage."""
+        drugs = {w for w in words if w not in self.common_words and _DRUG_LIKE.search(w)}
+        stated = figures(sentence)
+        if not drugs or not stated:
+            return True
+        texts = passage.sentences
+        # a sentence, or a line with no figure of its own (a drug's name above its dose) and the next
+        windows = texts + [f"{a} {b}" for a, b in zip(texts, texts[1:]) if not figures(a)]
+        for window in windows:
+            lower = window.lower()
+            known = figures(window)
+            if all(re.sub(r"(?:es|s)$", "", d) in lower for d in drugs) and \
+                    all(figure_supported(f, known) for f in stated):
+                return True
+        return False
 
     def _term_missing(self, word: str, passage: _Passage) -> bool:
         """A specialist word the passage does not contain: a drug even when the question names it."""
@@ -157,7 +178,9 @@ class SupportChecker:
         singular = re.sub(r"(?:es|s)$", "", word) if len(word) > 5 else word
         if singular in passage.lower:
             return False
-        return bool(_DRUG_LIKE.search(word)) or _stem(word) not in self.question_stems
+        if _DRUG_LIKE.search(word):
+            return True  # a drug is named exactly, even when the question names it
+        return _stem(word) not in passage.stems and _stem(word) not in self.question_stems  # "allergy", "allergic"
 
     @staticmethod
     def _polarity_differs(sentence: str, passage: _Passage) -> bool:

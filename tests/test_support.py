@@ -122,3 +122,14 @@ def test_the_model_reads_each_long_passage_cut_to_the_sentences_nearest_the_ques
     assert "adrenaline 500 micrograms" in focused[0].text and len(focused[0].text) <= 200
     assert focused[0].number == 1 and focused[1] is short and long.text != focused[0].text
     assert focused_evidence(encoder, "adrenaline", [long], 0)[0] is long
+
+
+def test_a_dose_is_checked_against_the_drug_the_passage_gives_it_to(encoder):
+    common = {word for word in encoder.tokenizer.get_vocab() if word.isalpha()}
+    cap = passage(1, "Give amoxicillin 500 mg three times a day for 5 days. If the person is allergic to penicillin, "
+                     "give clarithromycin 250 mg twice a day for 5 days.")
+    checker = SupportChecker("Which antibiotic for pneumonia?", [cap], common)
+    assert checker.check("Give amoxicillin 500 mg three times a day for 5 days [1].").supported
+    assert checker.check("Clarithromycin 250 mg twice a day is the choice in penicillin allergy [1].").supported
+    swapped = checker.check("Give clarithromycin 500 mg three times a day [1].")
+    assert not swapped.supported and swapped.reasons == ["a dose the passage gives for another drug"]
