@@ -3,8 +3,8 @@
 The summary check compares the figures of the model's sentence with those of a passage, so both sides
 go through the same parser: "5 mg/kg", "5 milligrams per kilogram" and "5mg/kg" are one figure;
 "500 micrograms" equals "0.5 mg", "48 hours" equals "2 days"; "2 to 4 weeks" and "2-4 weeks" are one
-range; "160/90 mmHg" is one pair, not a lone 90; "6.5 %" and "6.5 per cent" are one percentage; "twice
-a day" and "two times daily" are one frequency.
+range, and so is "88% to 92%"; "160/90 mmHg" is one pair, not a lone 90; "6.5 %" and "6.5 per cent" are
+one percentage; "twice a day" and "two times daily" are one frequency.
 """
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ _UNIT = "|".join(sorted((re.escape(u).replace(r"\ ", r"\s+") for u in _UNITS), k
 _PER = r"\s*(?:/|\bper\b|\ba\b)\s*"
 _DENOMINATOR = rf"(?:1\.73\s*(?:m2|m²)|{_UNIT})"
 _FIGURE = re.compile(
-    rf"(?<![\w.])(?P<a>{_NUMBER})(?:\s*(?:-|–|—|\bto\b)\s*(?P<b>{_NUMBER}))?(?:\s*/\s*(?P<c>\d+(?:\.\d+)?))?"
+    rf"(?<![\w.])(?P<a>{_NUMBER})(?:(?:\s*(?:{_UNIT})(?![\w²]))?\s*(?:-|–|—|\bto\b)\s*(?P<b>{_NUMBER}))?"
+    rf"(?:\s*/\s*(?P<c>\d+(?:\.\d+)?))?"
     rf"\s*(?P<unit>(?:{_UNIT})(?:{_PER}{_DENOMINATOR})*)(?![\w²])", re.I)
 _FREQUENCY = re.compile(
     rf"\b(?P<n>once|twice|thrice|{_NUMBER})\s*(?:times?\s*)?(?:a|an|per|each|every)?\s*"

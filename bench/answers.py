@@ -73,14 +73,18 @@ def judge(record: dict[str, Any], summary: str) -> str:
     return "other"
 
 
-def ask_all(answerer: Any, records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+def ask_all(answerer: Any, records: list[dict[str, Any]], label: str, progress: Path) -> list[dict[str, Any]]:
+    """Ask each question; each row is also appended to `progress` (a long run that is stopped keeps its rows)."""
     rows = []
     for index, record in enumerate(records):
         answer = answerer.ask(record["question"], top_k=5)
         rows.append({"id": record["id"], "set": label, "verdict": judge(record, answer.summary),
                      "summary": answer.summary, "covered": answer.covered,
                      "first_token_s": answer.timings.get("first_token_s"),
-                     "dropped": sum(not c["supported"] for c in answer.summary_checks)})
+                     "dropped": sum(not c["supported"] for c in answer.summary_checks),
+                     "checks": answer.summary_checks})
+        with progress.open("a") as handle:
+            handle.write(json.dumps(rows[-1]) + "\n")
         if index % 10 == 0:
             log.info("%s %s: %d/%d", answerer.generator.info.get("generator"), label, index + 1, len(records))
     return rows
@@ -103,11 +107,13 @@ def worker(name: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any
     assistant = build_assistant(settings)
     for pdf in sorted((ROOT / "guidelines").glob("*.pdf")):
         assistant.library.add_path(pdf)
-    rows = ask_all(assistant.answerer, records_of(ROOT / "guidelines/qa/test.jsonl", args.limit), "test")
+    progress = ROOT / ".cache" / f"answers-{name}.progress.jsonl"
+    progress.unlink(missing_ok=True)
+    rows = ask_all(assistant.answerer, records_of(ROOT / "guidelines/qa/test.jsonl", args.limit), "test", progress)
     real = records_of(ROOT / "bench/data/realworld.jsonl", args.real_limit) if REALWORLD_PDFS.is_dir() else []
     for file in sorted({r["evidence"]["file"] for r in real}):
         assistant.library.add_path(REALWORLD_PDFS / file)
-    rows += ask_all(assistant.answerer, real, "real")
+    rows += ask_all(assistant.answerer, real, "real", progress)
     return {"model": name, "title": assistant.answerer.generator.info.get("generator"), "rows": rows}
 
 
@@ -133,7 +139,8 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
                           f"{statistics.median(ttft):.2f} / {percentile(ttft, 95):.2f}" if ttft else "-"])
     header = ["generator", "set", "n", "states right option", "states a wrong option", "silent", "states none",
               "sentences dropped", "first token p50 / p95 s"]
-    return (f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Command: "
+    return ("## The assistant's own words, judged (bench/answers.py)\n\n"
+            f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Command: "
             f"`{benchlib.command_line()}`.\n\n" + markdown_table(header, table))
 
 

@@ -92,6 +92,7 @@ def fit(encoder: object, positives: list[str], negatives: list[str]) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="refit assistant/injection_weights.json first")
+    parser.add_argument("--unseen", type=int, default=5000, help="real sentences not fitted on, to count flags in")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -103,7 +104,7 @@ def main() -> None:
     real = real_sentences(encoder)
     pool = [s for name, found in real.items() if name not in REAL_GUIDELINES for s in found]
     random.Random(0).shuffle(pool)
-    fitting, unseen = pool[:3000], pool[3000:]
+    fitting, unseen = pool[:3000], pool[3000:3000 + args.unseen]
     if args.fit:
         positives = lines(ROOT / "tests/data/injection_sentences.txt") + tsv("injection_heldout.tsv")[0] + \
             tsv("injection_heldout2.tsv")[0]
@@ -123,7 +124,8 @@ def main() -> None:
                      f"{sampled_false}/{len(sampled)}"])
     header = ["detector", "held-out instructions found", "held-out hard ordinary flagged",
               "real-guideline sentences flagged (not fitted)", "flagged in the 4 guidelines the tests sample"]
-    text = (f"{benchlib.machine_description()}; {benchlib.load_note(before, benchlib.load_average())}. Command: "
+    text = ("## Text that addresses the assistant (bench/injection.py)\n\n"
+            f"{benchlib.machine_description()}; {benchlib.load_note(before, benchlib.load_average())}. Command: "
             f"`{benchlib.command_line()}`. Held-out set: bench/data/injection_heldout3.tsv (60 instructions, 60 hard "
             "ordinary sentences), written blind to the detector and not used to tune it.\n\n"
             + markdown_table(header, rows))

@@ -36,7 +36,9 @@ def test_figures_understand_compound_units_pairs_ranges_and_spelled_units():
     assert figures("5 milligrams per kilogram") == figures("5mg/kg")
     assert {str(f) for f in figures("HbA1c 48 mmol/mol (6.5 %)")} == {"48 mmol/mol", "6.5 %"}
     assert figures("6.5% of adults") == figures("6.5 per cent of adults") == figures("6.5 percent")
-    assert figures("2 to 4 weeks") == figures("2–4 weeks") == figures("two to four weeks")
+    assert figures("2 to 4 weeks") == figures("2–4 weeks") == figures("two to four weeks") \
+        == figures("2 weeks to 4 weeks")
+    assert {str(f) for f in figures("titrate to 88% to 92%")} == {"88-92 %"}  # one range, not a lone 88%
     assert {str(f) for f in figures("160/90 mmHg")} == {"160/90 mmhg"}
     assert figures("500 micrograms") == figures("0.5 mg") and figures("48 hours") == figures("2 days")
     assert figures("twice a day") == figures("two times daily") != figures("once daily")
