@@ -166,11 +166,6 @@ def instruction_sentences(text: str) -> list[str]:
     return [sentence for sentence in _sentences(text) if is_instruction_to_assistant(sentence)]
 
 
-def looks_like_injection(text: str) -> bool:
-    """A passage holding any such sentence: withheld from the prompt and the quotes, flagged on its card."""
-    return bool(instruction_sentences(text)) or bool(_FAKE_STRUCTURE.search(text))
-
-
 class InjectionDetector:
     """The form rules, plus the learned signal when the encoder is the one it was fitted on."""
 
