@@ -46,7 +46,7 @@ def test_hard_ordinary_sentences_are_not_flagged():
 @pytest.fixture(scope="module")
 def real_sentences(encoder, tmp_path_factory):
     if not REALWORLD.is_dir():
-        pytest.skip(f"the real guideline PDFs are not available: {REALWORLD} does not exist")
+        pytest.skip(reason=f"the real guideline PDFs are not available: {REALWORLD} does not exist")
     from assistant.config import load_settings
 
     settings = load_settings(env={}, config_file=None, data_dir=tmp_path_factory.mktemp("real"))
