@@ -21,7 +21,6 @@ import json
 import logging
 import re
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -150,13 +149,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="N test-split questions, evenly spaced (0 = all)")
     parser.add_argument("--real-limit", type=int, default=0, help="N real-guideline questions, evenly spaced (0 = all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    benchlib.add_worker_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.worker:
-        with tempfile.TemporaryDirectory() as data:
-            Path(args.out).write_text(json.dumps(worker(args.worker, args, Path(data))))
+    if benchlib.serve_worker(args, lambda name, data: worker(name, args, data)):
         return
     before = benchlib.load_average()
     extra = ["--limit", str(args.limit), "--real-limit", str(args.real_limit)]

@@ -5,6 +5,7 @@ that section when it is re-run, so the ingestion and answering figures can be re
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -13,7 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,21 @@ def load_note(before: str, after: str, cores: int | None = None) -> str:
     state = ("otherwise idle" if other < 0.5 * cores else
              "shared with other processes: absolute figures are pessimistic, the ratios are the robust part")
     return f"The machine was {state} (load average 1/5/15 min before: {before}; after: {after}; {cores} cores)."
+
+
+def add_worker_arguments(parser: Any) -> None:
+    """The hidden arguments by which run_workers starts a script in worker mode."""
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+
+
+def serve_worker(args: Any, work: Callable[[str, Path], dict[str, Any]]) -> bool:
+    """In worker mode, run `work(model name, empty data folder)` and write its result; False otherwise."""
+    if not args.worker:
+        return False
+    with tempfile.TemporaryDirectory() as data:
+        Path(args.out).write_text(json.dumps(work(args.worker, Path(data))))
+    return True
 
 
 def run_workers(script: str, names: list[str], extra: list[str], tag: str) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ import logging
 import math
 import resource
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -151,13 +150,10 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated presets or packaged keys")
     parser.add_argument("--limit", type=int, default=0, help="first N test questions (0 = all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    benchlib.add_worker_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.worker:
-        with tempfile.TemporaryDirectory() as data:
-            Path(args.out).write_text(json.dumps(worker(args.worker, args.limit, Path(data))))
+    if benchlib.serve_worker(args, lambda name, data: worker(name, args.limit, data)):
         return
     from assistant.packaged import GENERATORS, PRESETS, package_dir
 
