@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import select
+import selectors
 import struct
 import subprocess
 import sys
@@ -109,21 +109,23 @@ class IsolatedReader:
             try:
                 _send(worker.stdin, (data, limits))
                 output = worker.stdout.fileno()
-                while True:
-                    ready, _, _ = select.select([output], [], [], max(0.0, deadline - time.monotonic()))
-                    if not ready:
-                        self._kill()
-                        raise TooLargeError(
-                            f"Reading the PDF took longer than {limits.max_seconds:.0f} s, the limit for one "
-                            "document. Split it into parts, or raise max_seconds_per_document.")
-                    message = _receive(output)
-                    if message[0] == "page":
-                        if on_page:
-                            on_page(message[1], message[2])
-                        continue
-                    if message[0] == "done":
-                        return message[1]
-                    raise message[1]
+                # selectors (poll/epoll), not select(): a busy app's pipe may be numbered above 1024
+                with selectors.DefaultSelector() as waiting:
+                    waiting.register(output, selectors.EVENT_READ)
+                    while True:
+                        if not waiting.select(max(0.0, deadline - time.monotonic())):
+                            self._kill()
+                            raise TooLargeError(
+                                f"Reading the PDF took longer than {limits.max_seconds:.0f} s, the limit for one "
+                                "document. Split it into parts, or raise max_seconds_per_document.")
+                        message = _receive(output)
+                        if message[0] == "page":
+                            if on_page:
+                                on_page(message[1], message[2])
+                            continue
+                        if message[0] == "done":
+                            return message[1]
+                        raise message[1]
             except (EOFError, BrokenPipeError, ConnectionResetError, pickle.UnpicklingError):
                 self._kill()
                 raise CorruptPdfError("Reading the PDF crashed the reader process: the file is damaged or hostile. "

@@ -112,3 +112,30 @@ def test_fuzzed_pdfs_never_crash_and_never_leave_partial_documents(seeded, data)
     if result.status == "refused":
         assert result.message.endswith((".", ")")) and len(result.message) > 30
     assert _consistent(seeded)
+
+
+def test_a_process_with_over_a_thousand_open_files_still_reads_pdfs(library):
+    """A long-running app holds many descriptors (database handles, sockets): the reader's pipe may be
+    numbered above 1024, where select() refuses to wait on it."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(reason=f"the open-file limit here ({hard}) is below what the test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if hard == resource.RLIM_INFINITY
+                                                else min(max(soft, 1200), hard), hard))
+    from assistant.isolation import IsolatedReader
+
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    reader = IsolatedReader()  # its pipes are opened now, above the held descriptors
+    try:
+        from assistant.library import Library
+
+        isolated = Library(library.settings, library.encoder, library.store, reader=reader.read)
+        assert isolated.add_bytes(make_pdf(GUIDELINE_PAGES), "many-files.pdf").status == "indexed"
+    finally:
+        reader.close()
+        for descriptor in held:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
