@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ class Encoder:
     source: str
     fingerprint: str
     bf16: bool = False  # run encode() under bfloat16 autocast (weights stay fp32, so training is unaffected)
+    # The fast tokenizer keeps its padding and truncation state between calls, and each call sets it: a
+    # question embedded while an upload counts tokens in another thread would be padded by the other's state.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def tokenizer(self) -> Any:
@@ -53,7 +57,8 @@ class Encoder:
         """Token counts without special tokens, as the chunker needs them."""
         if not texts:
             return []
-        encoded = self.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+        with self._lock:
+            encoded = self.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -67,7 +72,7 @@ class Encoder:
 
         device_type = "cuda" if str(self.model.device).startswith("cuda") else "cpu"
         half = self.bf16 and len(texts) > SMALL_CALL
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=half):
+        with self._lock, torch.autocast(device_type, dtype=torch.bfloat16, enabled=half):
             vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                         convert_to_tensor=True, show_progress_bar=False)
         return vectors.float().cpu().numpy()

@@ -150,3 +150,31 @@ def test_questions_are_answered_while_a_long_upload_is_being_written(library, en
     assert waited < 2.5  # did not wait for the write to finish
     assert hits and {chunk.file_name for chunk, _ in hits} == {"protocol.pdf"}  # nothing half-written
     assert {d.file_name for d in library.documents()} == {"protocol.pdf", "revised.pdf"}
+
+
+def test_a_question_embedded_while_an_upload_is_chunked_does_not_fail(encoder):
+    """Chunking counts tokens while a question is embedded in another thread: one shared tokenizer whose
+    padding and truncation state each call sets. Unserialised, most embeddings failed."""
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def chunking() -> None:
+        while not stop.is_set():
+            encoder.count_tokens([" ".join(["word"] * n) for n in range(1, 300, 7)])
+
+    def asking() -> None:
+        try:
+            for n in range(40):
+                try:
+                    encoder.encode([" ".join(["dose"] * (1 + (n * 7 + i) % 50)) for i in range(6)], batch_size=4)
+                except ValueError as error:
+                    failures.append(str(error)[:80])
+        finally:
+            stop.set()
+
+    threads = [threading.Thread(target=chunking), threading.Thread(target=asking)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
