@@ -36,9 +36,17 @@ def _print_answer(answer: Answer) -> None:
 
 def ask(args: argparse.Namespace) -> int:
     """Answer one question, streaming the text; `--json` prints the whole answer record instead."""
+    from .config import load_settings
+    from .questions import clean_question
     from .service import build_assistant
 
-    assistant = build_assistant(config_file=args.config)
+    settings = load_settings(args.config)
+    try:  # a question that cannot be asked is refused before seconds of model loading
+        clean_question(args.question, settings.max_question_chars)
+    except AssistantError as error:
+        sys.stderr.write(f"{error}\n")
+        return 2
+    assistant = build_assistant(settings)
     assistant.library.prepare(assistant.settings.guidelines_dir, assistant.settings.index_samples_on_start)
     answer = None
     printed = 0
