@@ -33,8 +33,9 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium could not be installed: the browser test will be skipped")
 
+# Two workers (the machine has two cores): a module that shares a fixture stays on one (xdist_group marks).
 test: $(STAMP) browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # the Space path: a second venv from requirements.txt alone, the app started offline (several minutes)
 test-space: $(STAMP)

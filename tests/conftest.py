@@ -2,9 +2,11 @@
 and the real assistant over an embedded Chroma in that folder."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from assistant.config import load_settings
 from assistant.encoder import load_encoder
@@ -15,6 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 REALWORLD = ROOT.parent / "shared" / "realworld" / "pdfs"
 ACCEPTANCE = ROOT.parent / "shared" / "acceptance"
 MODEL_CACHE = ROOT / ".cache" / "models"  # the converted generator, shared by tests and test apps
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers share two cores: one thread each, or their thread pools fight over both cores.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

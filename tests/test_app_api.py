@@ -10,7 +10,7 @@ from app_server import running_app
 from conftest import MODEL_CACHE
 from pdfs import GUIDELINE_PAGES, make_pdf
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_app_api")]
 
 
 @pytest.fixture(scope="module")

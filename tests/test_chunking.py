@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from assistant.chunking import chunk_page, is_heading, units
 
+pytestmark = pytest.mark.xdist_group("test_chunking")  # module-scoped fixtures: one worker builds them once
+
 SIZE, OVERLAP = 48, 16
 
 

@@ -18,6 +18,8 @@ from conftest import REALWORLD
 from models_fixtures import ScriptedModel
 from pdfs import make_pdf
 
+pytestmark = pytest.mark.xdist_group("test_injection")  # module-scoped fixtures: one worker builds them once
+
 DATA = Path(__file__).parent / "data"
 # guidelines rich in recommendations addressed to clinicians ("Offer...", "Do not give...", "Measure...")
 REAL_GUIDELINES = ["nice-hypertension-pregnancy-ng133-2023.pdf", "rcog-pph-gtg52-2016.pdf",

@@ -15,6 +15,8 @@ from trainer.data import HELD_OUT, QA_DIR, SPLITS, PageTexts, assign_splits, bui
 from conftest import ROOT
 from pdfs import make_pdf
 
+pytestmark = pytest.mark.xdist_group("test_qa_dataset")  # module-scoped fixtures: one worker builds them once
+
 GUIDELINES = ROOT / "guidelines"
 SOURCES = sorted(p for p in (GUIDELINES / "src").glob("*.md") if p.name != "FORMAT.md")
 

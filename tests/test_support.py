@@ -13,6 +13,8 @@ from assistant.support import SupportChecker, split_sentences
 from models_fixtures import ScriptedModel
 from pdfs import make_pdf
 
+pytestmark = pytest.mark.xdist_group("test_support")  # module-scoped fixtures: one worker builds them once
+
 UTI = ("Offer nitrofurantoin 100 mg modified-release twice a day for 3 days to non-pregnant women with a lower "
        "urinary tract infection if eGFR is 45 ml/minute or more. Trimethoprim 200 mg twice a day for 3 days is an "
        "alternative if the risk of resistance is low.")

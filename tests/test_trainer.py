@@ -17,6 +17,8 @@ from trainer.jmlr import dynamic_sample, kl_loss, rank_loss, rescale, retriever_
 
 from pdfs import GUIDELINE_PAGES, make_pdf
 
+pytestmark = pytest.mark.xdist_group("test_trainer")  # its session-scoped training runs: built once, on one worker
+
 ROOT = Path(__file__).resolve().parent.parent
 
 HYPERTENSION = [
