@@ -72,21 +72,21 @@ def judge(record: dict[str, Any], summary: str) -> str:
     return "other"
 
 
-def ask_all(answerer: Any, records: list[dict[str, Any]], label: str, progress: Path) -> list[dict[str, Any]]:
-    """Ask each question; each row is also appended to `progress` (a long run that is stopped keeps its rows)."""
-    rows = []
+def ask_all(answerer: Any, records: list[dict[str, Any]], label: str,
+            progress: benchlib.ProgressLog) -> list[dict[str, Any]]:
+    """Ask each question not already in `progress`; each row is logged there as it finishes."""
     for index, record in enumerate(records):
+        if progress.done((label, record["id"])):
+            continue
         answer = answerer.ask(record["question"], top_k=5)
-        rows.append({"id": record["id"], "set": label, "verdict": judge(record, answer.summary),
-                     "summary": answer.summary, "covered": answer.covered,
-                     "first_token_s": answer.timings.get("first_token_s"),
-                     "dropped": sum(not c["supported"] for c in answer.summary_checks),
-                     "checks": answer.summary_checks})
-        with progress.open("a") as handle:
-            handle.write(json.dumps(rows[-1]) + "\n")
+        progress.add({"id": record["id"], "set": label, "verdict": judge(record, answer.summary),
+                      "summary": answer.summary, "covered": answer.covered,
+                      "first_token_s": answer.timings.get("first_token_s"),
+                      "dropped": sum(not c["supported"] for c in answer.summary_checks),
+                      "checks": answer.summary_checks})
         if index % 10 == 0:
             log.info("%s %s: %d/%d", answerer.generator.info.get("generator"), label, index + 1, len(records))
-    return rows
+    return [progress.rows[(label, record["id"])] for record in records]
 
 
 def records_of(path: Path, limit: int) -> list[dict[str, Any]]:
@@ -106,8 +106,7 @@ def worker(name: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any
     assistant = build_assistant(settings)
     for pdf in sorted((ROOT / "guidelines").glob("*.pdf")):
         assistant.library.add_path(pdf)
-    progress = ROOT / ".cache" / f"answers-{name}.progress.jsonl"
-    progress.unlink(missing_ok=True)
+    progress = benchlib.ProgressLog(ROOT / ".cache" / f"answers-{name}.progress.jsonl", ("set", "id"), args.resume)
     rows = ask_all(assistant.answerer, records_of(ROOT / "guidelines/qa/test.jsonl", args.limit), "test", progress)
     real = records_of(ROOT / "bench/data/realworld.jsonl", args.real_limit) if REALWORLD_PDFS.is_dir() else []
     for file in sorted({r["evidence"]["file"] for r in real}):
@@ -149,13 +148,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="N test-split questions, evenly spaced (0 = all)")
     parser.add_argument("--real-limit", type=int, default=0, help="N real-guideline questions, evenly spaced (0 = all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows a stopped run of the same code logged in .cache/ and ask only the rest")
     benchlib.add_worker_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if benchlib.serve_worker(args, lambda name, data: worker(name, args, data)):
         return
     before = benchlib.load_average()
-    extra = ["--limit", str(args.limit), "--real-limit", str(args.real_limit)]
+    extra = ["--limit", str(args.limit), "--real-limit", str(args.real_limit)] + (["--resume"] if args.resume else [])
     results = benchlib.run_workers(__file__, args.models.split(","), extra, "answers")
     text = report(results, before, benchlib.load_average())
     print(text)

@@ -59,7 +59,7 @@ def gold_passage(library: Any, record: dict[str, Any]) -> list[Any]:
     return [Evidence(1, "", evidence["file"], "", int(evidence["page"]), str(evidence["page"]), "", 1.0, text)]
 
 
-def worker(name: str, limit: int, data_dir: Path) -> dict[str, Any]:
+def worker(name: str, limit: int, resume: bool, data_dir: Path) -> dict[str, Any]:
     """One model: load it, score every question three ways, time the answer prompts."""
     from assistant.answering import Answerer
     from assistant.config import load_settings
@@ -79,16 +79,19 @@ def worker(name: str, limit: int, data_dir: Path) -> dict[str, Any]:
     answerer: Answerer = assistant.answerer
     records = [json.loads(line) for line in (ROOT / "guidelines" / "qa" / "test.jsonl").read_text().splitlines()
                if line.strip()][:limit or None]
-    rows = []
+    progress = benchlib.ProgressLog(ROOT / ".cache" / f"generators-{name}.progress.jsonl", ("id",), resume)
     for index, record in enumerate(records):
+        if progress.done((record["id"],)):
+            continue
         question, options = record["question"], record["options"]
         none = generator.score_options(question, options, [])[0]
         gold = generator.score_options(question, options, gold_passage(assistant.library, record))[0]
         retrieved = answerer.choose(question, options, top_k=EVIDENCE_PASSAGES)[0]
-        rows.append({"id": record["id"], "answer": record["answer"], "none": none, "gold": gold,
-                     "retrieved": retrieved})
+        progress.add({"id": record["id"], "answer": record["answer"], "none": none, "gold": gold,
+                      "retrieved": retrieved})
         if index % 20 == 0:
             log.info("%s: %d/%d", name, index + 1, len(records))
+    rows = [progress.rows[(record["id"],)] for record in records]
     timings = []
     for record in records[:TIMING_PROMPTS]:
         evidence = answerer.retrieve(record["question"], [], EVIDENCE_PASSAGES)[1].evidence
@@ -150,17 +153,20 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated presets or packaged keys")
     parser.add_argument("--limit", type=int, default=0, help="first N test questions (0 = all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows a stopped run of the same code logged in .cache/ and score only the rest")
     benchlib.add_worker_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if benchlib.serve_worker(args, lambda name, data: worker(name, args.limit, data)):
+    if benchlib.serve_worker(args, lambda name, data: worker(name, args.limit, args.resume, data)):
         return
     from assistant.packaged import GENERATORS, PRESETS, package_dir
 
     names = args.models.split(",") if args.models else [
         m for m in MODELS if package_dir(GENERATORS[PRESETS[m]].files[0][0]) is not None]
     before = benchlib.load_average()
-    results = benchlib.run_workers(__file__, names, ["--limit", str(args.limit)], "generators")
+    extra = ["--limit", str(args.limit)] + (["--resume"] if args.resume else [])
+    results = benchlib.run_workers(__file__, names, extra, "generators")
     text = report(results, before, benchlib.load_average())
     print(text)
     if not args.no_write:
