@@ -87,7 +87,7 @@ class Settings:
     max_new_tokens: int = setting(160, "longest model summary, in tokens")
     temperature: float = setting(0.0, "sampling temperature of the summary (0 = deterministic)")
     quote_sentences: int = setting(3, "verbatim guideline sentences that open each answer")
-    evidence_chars: int = setting(450, "characters of each passage the model reads for its summary: the sentences "
+    evidence_chars: int = setting(300, "characters of each passage the model reads for its summary: the sentences "
                                   "nearest the question, in their order (a shorter prompt answers sooner); 0 = all")
     max_question_chars: int = setting(4000, "longer questions are refused with a message")
 

@@ -5,7 +5,7 @@ import torch
 
 from assistant.choice import choice_messages
 from assistant.likelihood import completion_nll
-from assistant.prompts import SYSTEM_PROMPT, answer_messages, render, sanitize
+from assistant.prompts import ANSWER_INSTRUCTION, SYSTEM_PROMPT, answer_messages, render, sanitize
 from assistant.records import Evidence
 
 
@@ -31,6 +31,8 @@ def test_answer_prompt_keeps_one_system_prompt_and_quotes_evidence(smol_tokenize
     # the only system turn is ours: the document could not open another one
     assert prompt.count("<|im_start|>system") == 1
     assert "[1] (Guideline, page ii, section \"2 Dosing\")" in prompt
+    # the instruction comes last, after the evidence and the question, where a small model heeds it most
+    assert messages[1]["content"].endswith("Question: What dose?\n" + ANSWER_INSTRUCTION)
 
 
 def test_plain_template_for_tokenizers_without_one(smol_tokenizer):
