@@ -12,7 +12,11 @@ specific it says, consistently:
   summary of it;
 - the same polarity: "do not offer" where the passage's matching sentence says "offer", or the reverse;
 - a drug's dose as the passage pairs them: the drug and the figures the sentence gives it must stand
-  together in the passage (in one sentence, or a figureless line and the next), not another drug's dose.
+  together in the passage (in one sentence, or a figureless line and the next), not another drug's dose;
+- drawn from one place: of what the sentence says beyond the question, at least half stands in one
+  sentence of the passage (or two adjacent). Words gathered from across a passage can make a claim it
+  never makes ("perform a blood pressure monitoring test" beside a passage that monitors blood pressure
+  in one place and tests something else in another).
 """
 from __future__ import annotations
 
@@ -102,12 +106,15 @@ class _Passage:
     stems: set[str]
     words: set[str]
     sentences: list[str]
+    places: list[set[str]]  # word stems of each sentence and of each two adjacent sentences
 
     @classmethod
     def of(cls, item: Evidence) -> _Passage:
         words = set(_words(item.text))
-        return cls(item.number, item.text, item.text.lower(), {_stem(w) for w in words}, words,
-                   split_sentences(re.sub(r"\s+", " ", item.text)))
+        sentences = split_sentences(re.sub(r"\s+", " ", item.text))
+        stems = [{_stem(w) for w in _words(sentence)} for sentence in sentences]
+        places = stems + [a | b for a, b in zip(stems, stems[1:])]
+        return cls(item.number, item.text, item.text.lower(), {_stem(w) for w in words}, words, sentences, places)
 
 
 class SupportChecker:
@@ -152,7 +159,16 @@ class SupportChecker:
             problems.append("the opposite of the passage (negation)")
         if not problems and not self._paired_as_in(sentence, words, passage):
             problems.append("a dose the passage gives for another drug")
+        if not problems and not self._from_one_place(content, passage):
+            problems.append("words drawn from different parts of the passage")
         return problems
+
+    def _from_one_place(self, content: list[str], passage: _Passage) -> bool:
+        """At least half of the sentence's own content (beyond the question) stands in one place of the passage."""
+        own = {_stem(w) for w in content if _stem(w) not in self.question_stems}
+        if len(own) < 3:
+            return True
+        return max((len(own & place) for place in passage.places), default=0) * 2 >= len(own)
 
     def _paired_as_in(self, sentence: str, words: list[str], passage: _Passage) -> bool:
         """The drugs the sentence names and the figures it states stand together in one stretch of the passage."""

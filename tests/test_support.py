@@ -87,6 +87,19 @@ def test_sentences_no_cited_passage_states_are_not(checker, sentence, reason):
     assert not check.supported and reason in check.reasons
 
 
+def test_a_claim_pieced_together_from_distant_sentences_is_not_supported(encoder):
+    """Every word is in the passage, but no one place says it: the shape of a plausible wrong answer."""
+    antenatal = ("Measure blood pressure at every antenatal visit. Record the heart rate and temperature. Weigh the "
+                 "woman at booking. Offer a urine dipstick test for protein.")
+    common = {word for word in encoder.tokenizer.get_vocab() if word.isalpha()}
+    checker = SupportChecker("What is the most appropriate next step?", [passage(3, antenatal)], common)
+    pieced = checker.check("Perform a blood pressure monitoring test [3].")
+    assert not pieced.supported and pieced.reasons == ["words drawn from different parts of the passage"]
+    assert checker.check("Measure blood pressure at every antenatal visit [3].").supported
+    # two adjacent sentences joined into one is still one place
+    assert checker.check("Weigh the woman at booking and offer a urine dipstick test [3].").supported
+
+
 def test_sentence_split_keeps_citations_decimals_and_abbreviations():
     assert split_sentences("Give 2.5 mg, e.g. orally [1]. Review at 6 weeks. [2] Then") == \
         ["Give 2.5 mg, e.g. orally [1].", "Review at 6 weeks. [2]", "Then"]
