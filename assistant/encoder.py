@@ -43,7 +43,7 @@ class Encoder:
     bf16: bool = False  # run encode() under bfloat16 autocast (weights stay fp32, so training is unaffected)
     # The fast tokenizer keeps its padding and truncation state between calls, and each call sets it: a
     # question embedded while an upload counts tokens in another thread would be padded by the other's state.
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
     def tokenizer(self) -> Any:
