@@ -131,6 +131,12 @@ def _fit(text: str, start: int, end: int, tokens: int, limit: int,
 Unit = tuple[int, int, int, bool]  # (start, end, tokens, is_heading) of one sentence, list item or heading
 
 
+def unit_texts(text: str) -> list[tuple[str, bool]]:
+    """(text with its whitespace collapsed, is_heading) for every non-empty unit of a page, in order."""
+    found = [(re.sub(r"\s+", " ", text[start:end]).strip(), heading) for start, end, heading in units(text)]
+    return [(unit, heading) for unit, heading in found if unit]
+
+
 def _sized_units(text: str, count_tokens: TokenCounter, size: int, headings_as_body: bool) -> list[Unit]:
     """Every unit of the page with its token count; body units over the size are cut into pieces under it."""
     pieces = [(s, e, h and not headings_as_body) for s, e, h in units(text)]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import units
+from .chunking import unit_texts
 from .encoder import Encoder
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def is_instruction_to_assistant(sentence: str) -> bool:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in (re.sub(r"\s+", " ", text[start:end]).strip() for start, end, _ in units(text)) if s]
+    return [sentence for sentence, _ in unit_texts(text)]
 
 
 def instruction_sentences(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .chunking import units
+from .chunking import unit_texts
 from .encoder import Encoder
 from .records import Evidence
 
@@ -37,8 +37,7 @@ def candidate_sentences(evidence: list[Evidence], passages: int = 3) -> list[tup
     candidates: list[tuple[int, str]] = []
     seen: set[str] = set()
     for item in [e for e in evidence if not e.withheld and e.kind == "body"][:passages]:
-        for start, end, heading in units(item.text):
-            sentence = re.sub(r"\s+", " ", item.text[start:end]).strip()
+        for sentence, heading in unit_texts(item.text):
             key = re.sub(r"[^a-z0-9]+", "", sentence.lower())
             if not heading and len(sentence) >= 25 and key not in seen:
                 seen.add(key)
@@ -58,10 +57,8 @@ def focused_evidence(encoder: Encoder, query: str, evidence: list[Evidence], max
     model reads less (its first token comes sooner) and has less to wander in. Numbers and sources are kept."""
     if max_chars <= 0:
         return evidence
-    pieces = [(index, re.sub(r"\s+", " ", item.text[start:end]).strip())
-              for index, item in enumerate(evidence) if len(item.text) > max_chars
-              for start, end, _ in units(item.text)]
-    pieces = [(index, sentence) for index, sentence in pieces if sentence]
+    pieces = [(index, sentence) for index, item in enumerate(evidence) if len(item.text) > max_chars
+              for sentence, _ in unit_texts(item.text)]
     if not pieces:
         return evidence
     scores = _sentence_scores(encoder, query, [sentence for _, sentence in pieces])
