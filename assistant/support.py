@@ -106,7 +106,8 @@ class _Passage:
     stems: set[str]
     words: set[str]
     sentences: list[str]
-    places: list[set[str]]  # word stems of each sentence and of each two adjacent sentences
+    sentence_stems: list[set[str]]  # word stems of each sentence
+    places: list[set[str]]  # the same, and of each two adjacent sentences
 
     @classmethod
     def of(cls, item: Evidence) -> _Passage:
@@ -114,7 +115,8 @@ class _Passage:
         sentences = split_sentences(re.sub(r"\s+", " ", item.text))
         stems = [{_stem(w) for w in _words(sentence)} for sentence in sentences]
         places = stems + [a | b for a, b in zip(stems, stems[1:])]
-        return cls(item.number, item.text, item.text.lower(), {_stem(w) for w in words}, words, sentences, places)
+        return cls(item.number, item.text, item.text.lower(), {_stem(w) for w in words}, words, sentences, stems,
+                   places)
 
 
 class SupportChecker:
@@ -204,8 +206,8 @@ class SupportChecker:
         wanted = {_stem(w) for w in _words(sentence) if len(w) > 3 and w not in _FRAMING}
         if len(wanted) < 2:
             return False
-        overlap, nearest = max(((len(wanted & {_stem(w) for w in _words(s)}) / len(wanted), s)
-                                for s in passage.sentences), default=(0.0, ""))
+        overlap, nearest = max(((len(wanted & stems) / len(wanted), s)
+                                for s, stems in zip(passage.sentences, passage.sentence_stems)), default=(0.0, ""))
         if overlap < 0.6:
             return False
         return bool(_NEGATION.search(sentence)) != bool(_NEGATION.search(nearest))
