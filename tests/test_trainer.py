@@ -13,7 +13,7 @@ import torch
 
 from assistant.choice import context_order
 from trainer.config import TrainConfig, load_config
-from trainer.jmlr import dynamic_sample, kl_loss, rank_loss, rescale, retriever_accuracy
+from trainer.jmlr import dynamic_sample, gold_loss, kl_loss, rank_loss, rescale, retriever_accuracy, standardise
 
 from pdfs import GUIDELINE_PAGES, make_pdf
 
@@ -176,6 +176,32 @@ def test_kl_loss_values_and_sign():
     scores = scores.clone().requires_grad_(True)
     kl_loss(scores, losses, tau_lm, tau_r).backward()
     assert scores.grad[0] < 0 and scores.grad[2] > 0
+
+
+def test_standardised_utility_reads_which_passage_helps_not_how_hard_the_question_is():
+    easy, hard = torch.tensor([0.10, 0.12, 0.30]), torch.tensor([2.10, 2.12, 2.30])
+    assert torch.allclose(standardise(easy), standardise(hard), atol=1e-5)
+    z = standardise(torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
+    assert torch.allclose(z[0].mean(), torch.tensor(0.0), atol=1e-6) and z[0, 0] < 0 < z[0, 2]
+    assert torch.equal(z[1], torch.zeros(3))  # every passage equally useful: no preference
+    # kl on z-scores: a sharper target than on raw losses whose spread is small against tau_lm
+    scores = torch.zeros(3)
+    raw = kl_loss(scores, easy, tau_lm=1.0, tau_r=1.0)
+    standardised = kl_loss(scores, standardise(easy)[0], tau_lm=1.0, tau_r=1.0)
+    assert standardised > raw > 0
+
+
+def test_gold_term_pulls_the_retriever_towards_the_gold_passage():
+    scores = torch.tensor([0.2, 0.5, 0.1], requires_grad=True)
+    gold = torch.tensor([True, False, False])
+    loss = gold_loss(scores, gold, tau_r=0.5)
+    expected = -torch.log_softmax(torch.tensor([0.2, 0.5, 0.1]) / 0.5, 0)[0]
+    assert loss.item() == pytest.approx(float(expected), abs=1e-6)
+    loss.backward()
+    assert scores.grad[0] < 0 and scores.grad[1] > 0  # up the gold one, down the others
+    assert gold_loss(torch.zeros(3), torch.zeros(3, dtype=torch.bool), 0.5) is None  # no gold among candidates
+    two = gold_loss(torch.zeros(4), torch.tensor([True, True, False, False]), 1.0)
+    assert two.item() == pytest.approx(-math.log(0.5), abs=1e-6)  # mass on either gold passage counts
 
 
 def test_retriever_accuracy_compares_top_score_with_lowest_loss():
@@ -424,6 +450,20 @@ def test_frozen_retriever_baseline_trains_only_the_generator(make_cfg):
     rows = metrics_rows(cfg.output_path)
     assert rows[-1]["ret_loss"] == "" and rows[-1]["retriever_acc"] == ""
     assert any(float(w.abs().max()) > 0 for n, w in adapter_weights(final).items() if "lora_B" in n)
+
+
+def test_gold_variant_adds_its_term_to_the_retriever_loss_of_the_same_step(make_cfg, tmp_path):
+    """Same seed, same sampled passages: the supervised variant's retriever loss is the pure one plus a
+    positive cross-entropy (every tiny question's gold passage is among its 5 candidates)."""
+    from trainer.train import train
+
+    losses = {}
+    for weight in (0.0, 2.0):
+        cfg = make_cfg(max_steps=1, gold_weight=weight, utility_norm="zscore", retriever_loss="kl",
+                       output_dir=str(tmp_path / f"gold-{weight}"))
+        train(cfg)
+        losses[weight] = float(metrics_rows(cfg.output_path)[0]["ret_loss"])
+    assert losses[2.0] > losses[0.0] + 0.05
 
 
 @pytest.mark.slow

@@ -50,6 +50,10 @@ class TrainConfig:
     retriever_loss: str = setting("rank", "`rank` (JMLR pairwise logistic) or `kl` (perplexity distillation)")
     tau_lm: float = setting(0.1, "`kl`: temperature on the answer losses")
     tau_r: float = setting(0.1, "temperature on retriever scores: both losses read them as s / tau_r")
+    utility_norm: str = setting("none", "`none`: the answer losses as they are; `zscore`: standardised per "
+                                "question, so `kl` reads which passage helps most, not how hard the question is")
+    gold_weight: float = setting(0.0, "variant: adds this weight x cross-entropy towards the record's gold passage "
+                                 "among the candidates to the retriever loss (0 = the method's pure form)")
     lambda_ret: float = setting(1.0, "total = L_gen + lambda * L_ret; 0 freezes the retriever (baseline c)")
     include_rationale: bool = setting(False, "target = `<letter>. <option>`, plus the record's rationale when true")
     max_length: int = setting(2048, "tokens per prompt + target; prompts are cut from the left beyond it")
@@ -140,6 +144,8 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.precision in ("nf4", "bf16", "fp32"), f"precision must be nf4, bf16 or fp32 (got {cfg.precision!r})"),
         (cfg.train_sides in ("query", "both"), f"train_sides must be query or both (got {cfg.train_sides!r})"),
         (cfg.retriever_loss in ("rank", "kl"), f"retriever_loss must be rank or kl (got {cfg.retriever_loss!r})"),
+        (cfg.utility_norm in ("none", "zscore"), f"utility_norm must be none or zscore (got {cfg.utility_norm!r})"),
+        (cfg.gold_weight >= 0, f"gold_weight must be 0 or more (got {cfg.gold_weight})"),
         (cfg.scheduler in ("linear", "constant"), f"scheduler must be linear or constant (got {cfg.scheduler!r})"),
         (cfg.n_candidates >= 2, "n_candidates must be at least 2"),
         (2 <= cfg.k_sampled <= cfg.n_candidates, "k_sampled must be between 2 and n_candidates"),

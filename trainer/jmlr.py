@@ -25,7 +25,7 @@ from assistant.retriever import to_evidence
 
 from .config import TrainConfig
 from .encoding import embed, unwrap
-from .qa import QARecord, target_text
+from .qa import QARecord, holds_gold, target_text
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,24 @@ def kl_loss(scores: torch.Tensor, answer_loss: torch.Tensor, tau_lm: float, tau_
     return F.kl_div(log_q, target, reduction="batchmean")
 
 
+def standardise(answer_loss: torch.Tensor) -> torch.Tensor:
+    """Answer losses as z-scores per question: which passage helps most, whatever the question's difficulty
+    (all zeros when every passage gives the same loss)."""
+    answer_loss = torch.atleast_2d(answer_loss.detach().float())
+    spread = answer_loss.std(dim=-1, keepdim=True, unbiased=False)
+    centred = answer_loss - answer_loss.mean(dim=-1, keepdim=True)
+    return torch.where(spread > 1e-8, centred / spread.clamp(min=1e-8), torch.zeros_like(centred))
+
+
+def gold_loss(scores: torch.Tensor, gold: torch.Tensor, tau_r: float) -> torch.Tensor | None:
+    """Cross-entropy of the retriever's distribution over one question's candidates towards its gold
+    passage(s): -log of the probability mass on them. None when no candidate is gold."""
+    if not bool(gold.any()):
+        return None
+    log_q = torch.log_softmax(scores.float() / tau_r, dim=-1)
+    return -torch.logsumexp(log_q[gold.to(log_q.device)], dim=-1)
+
+
 def retriever_accuracy(scores: torch.Tensor, answer_loss: torch.Tensor) -> float:
     """Share of questions where the passage the LM finds most useful gets the highest retriever score."""
     scores, answer_loss = torch.atleast_2d(scores.detach()), torch.atleast_2d(answer_loss.detach())
@@ -97,6 +115,13 @@ class Example:
     record: QARecord
     candidates: list[Chunk]
     query: str
+
+
+def gold_mask(example: Example) -> torch.Tensor:
+    """Which of the question's candidates hold its gold span (file, page and text)."""
+    record = example.record
+    return torch.tensor([holds_gold(record, chunk.file_name, chunk.page, chunk.text) for chunk in example.candidates],
+                        dtype=torch.bool)
 
 
 @dataclass
@@ -195,12 +220,19 @@ def joint_step(models: Models, examples: list[Example], cfg: TrainConfig, sample
         for row, chosen, answer_loss in zip(scores, picks, utility):
             sampled = row[chosen.to(row.device)]
             answer_loss = answer_loss.to(row.device)
+            if cfg.utility_norm == "zscore":
+                answer_loss = standardise(answer_loss)[0]
             if cfg.retriever_loss == "rank":
                 losses.append(rank_loss(sampled, answer_loss, cfg.tau_r))
             else:
                 losses.append(kl_loss(sampled, answer_loss, cfg.tau_lm, cfg.tau_r))
             hits.append(retriever_accuracy(sampled, answer_loss))
         ret_loss = torch.stack(losses).mean()
+        if cfg.gold_weight > 0:  # the supervised variant: the dataset knows which passage answers
+            supervised = [loss for row, example in zip(scores, examples)
+                          if (loss := gold_loss(row, gold_mask(example), cfg.tau_r)) is not None]
+            if supervised:
+                ret_loss = ret_loss + cfg.gold_weight * torch.stack(supervised).mean()
         accuracy = sum(hits) / len(hits)
     prompts, targets = generator_batch(models, examples, scores, cfg)
     gen_loss = completion_nll(models.generator, models.tokenizer, prompts, targets, cfg.max_length).mean()

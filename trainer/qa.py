@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +89,17 @@ def subset(records: list[QARecord], limit: int, seed: int) -> list[QARecord]:
 def target_text(record: QARecord, include_rationale: bool = False) -> str:
     """What the generator learns to produce: the same "<letter>. <option>" that option scoring reads."""
     return choice_target(record.answer, record.options, record.rationale if include_rationale else "")
+
+
+def _collapsed(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def holds_gold(record: QARecord, file_name: str, page: int, text: str) -> bool:
+    """A passage is the record's gold one: same file, same physical page (when the record gives one), and
+    it holds the gold span."""
+    if not record.evidence_span or file_name != record.evidence_file:
+        return False
+    if record.evidence_page is not None and page != record.evidence_page:
+        return False
+    return _collapsed(record.evidence_span) in _collapsed(text)
