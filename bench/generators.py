@@ -48,13 +48,12 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
 def gold_passage(library: Any, record: dict[str, Any]) -> list[Any]:
     """The chunk of the evidence page that holds the evidence span (the span itself if none holds it whole)."""
     from assistant.records import Evidence
-    from trainer.evaluate import normalize
+    from trainer.qa import holds_gold, parse_record
 
-    evidence = record["evidence"]
-    span = normalize(evidence["span"])
+    evidence, gold = record["evidence"], parse_record(record, record["id"])
     chunks = [c for info in library.documents() if info.file_name == evidence["file"]
-              for c in library.store.chunks_of(info.doc_id) if c.page == int(evidence["page"])]
-    best = next((c for c in chunks if span in normalize(c.text)), None)
+              for c in library.store.chunks_of(info.doc_id)]
+    best = next((c for c in chunks if holds_gold(gold, c.file_name, c.page, c.text)), None)
     text = best.text if best else evidence["span"]
     return [Evidence(1, "", evidence["file"], "", int(evidence["page"]), str(evidence["page"]), "", 1.0, text)]
 
@@ -145,7 +144,18 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
     return ("## Generators side by side (bench/generators.py)\n\n"
             f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Precision: the app's `auto` "
             f"({results[0]['precision'] if results else '?'} on this CPU). Command: `{benchlib.command_line()}`.\n\n"
-            + markdown_table(header, rows))
+            + markdown_table(header, rows) + "\n\n" + _baselines(results))
+
+
+def _baselines(results: list[dict[str, Any]]) -> str:
+    """The trivial baselines on the questions the generators answered."""
+    from trainer.baselines import baseline_accuracies
+    from trainer.evaluate import baselines_line
+
+    asked = {row["id"] for result in results for row in result["rows"]}
+    records = [json.loads(line) for line in (ROOT / "guidelines" / "qa" / "test.jsonl").read_text().splitlines()
+               if line.strip()]
+    return baselines_line(baseline_accuracies([r for r in records if r["id"] in asked]))
 
 
 def main() -> None:

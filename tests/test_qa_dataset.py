@@ -10,7 +10,18 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from trainer.data import HELD_OUT, QA_DIR, SPLITS, PageTexts, assign_splits, build_cloze, read_jsonl, validate
+from trainer.baselines import baseline_accuracies, form_cues, longest_choice, most_similar_choice
+from trainer.data import (
+    HELD_OUT,
+    MAX_LONGEST_OVER_CHANCE,
+    QA_DIR,
+    SPLITS,
+    PageTexts,
+    assign_splits,
+    build_cloze,
+    read_jsonl,
+    validate,
+)
 
 from conftest import ROOT
 from pdfs import make_pdf
@@ -130,3 +141,36 @@ def test_cloze_questions_from_a_users_documents_validate(library, tmp_path):
         assert correct.lower() in record["rationale"].lower()
     checker = PageTexts(tmp_path, files_dir=library.settings.files_dir)
     assert validate({"train": records}, checker) == []
+
+
+def test_no_split_rewards_the_options_form(splits):
+    """The right option is the longest about as often as chance: the test measures medicine, not form."""
+    for name, records in splits.items():
+        scores = baseline_accuracies(records)
+        assert scores["longest option"] <= scores["chance"] + MAX_LONGEST_OVER_CHANCE, name
+        assert scores["most similar to the question"] <= scores["chance"] + 0.10, name
+        assert not [r["id"] for r in records if form_cues(r)], name
+
+
+def test_validator_refuses_a_split_the_longest_option_games(splits, pages):
+    gamed = copy.deepcopy(splits["dev"])
+    for record in gamed:  # make the right option the longest, and the only one with a number
+        right = record["options"][record["answer"]]
+        record["options"] = {letter: (text if letter == record["answer"] else f"Other {letter}") for letter, text in
+                             record["options"].items()}
+        record["options"][record["answer"]] = right + " within 24 hours, if tolerated"
+    problems = [str(p) for p in validate({"dev": gamed}, pages)]
+    assert any(p.startswith("split dev: always choosing the longest option") for p in problems)
+    assert any("only one with a number" in p for p in problems)
+    assert any("only one with a hedge" in p for p in problems)
+    assert baseline_accuracies(gamed)["longest option"] == 1.0
+
+
+def test_baselines_pick_by_form():
+    record = {"question": "Which drug is first line for lower UTI in women?", "answer": "B",
+              "options": {"A": "Amoxicillin for five days", "B": "Nitrofurantoin", "C": "First line drug for UTI"}}
+    assert longest_choice(record) == "A" and most_similar_choice(record) == "C"
+    scores = baseline_accuracies([record])
+    assert scores["longest option"] == 0.0 and scores["first option"] == 0.0
+    assert abs(scores["chance"] - 1 / 3) < 1e-9
+    assert form_cues(record) == []

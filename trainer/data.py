@@ -8,6 +8,7 @@ Record format (guidelines/qa/{train,dev,test}.jsonl):
 Commands:
   python -m trainer.data build      raw/*.jsonl -> pages resolved -> train/dev/test splits
   python -m trainer.data validate   [FILES...] (default: the three splits)
+  python -m trainer.data cues       [FILES...] trivial baselines and the questions whose answer shows by form
   python -m trainer.data cloze --out FILE [--config assistant.toml] [--limit N]
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from assistant.cleaning import clean_pages
 from assistant.config import PROJECT_DIR
 from assistant.pdf_reader import Limits, read_pdf
+from trainer.baselines import baseline_accuracies, form_cues
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ SPLITS = ("train", "dev", "test")
 KINDS = {"first_line", "dose", "threshold", "contraindication", "diagnosis", "monitoring", "referral", "cloze"}
 # Documents with no training question at all: the "unseen" part of the test split.
 HELD_OUT = ("nice-ng106-heart-failure.pdf", "gold-2024-copd.pdf", "nice-ng109-lower-uti.pdf")
+# A split whose longest-option baseline beats chance by more than this rewards the options' form.
+MAX_LONGEST_OVER_CHANCE = 0.10
 _LIMITS = Limits(max_bytes=200_000_000, max_pages=5000, max_chars=50_000_000, max_seconds=600)
 
 
@@ -224,10 +228,27 @@ def validate(files: dict[str, list[dict[str, Any]]], pages: PageTexts | None = N
             if split == "test" and record.get("part") == "unseen" and \
                     record.get("evidence", {}).get("file") in train_files:
                 problems.append(Problem(rid, "an 'unseen' test question is on a document that has training questions"))
+    problems.extend(form_problems(files))
     for i, (rid, _split, mine) in enumerate(shingles):  # near duplicates: 3-word shingle overlap
         for other, other_split, theirs in shingles[i + 1:]:
             if mine and theirs and len(mine & theirs) / len(mine | theirs) >= near_duplicate:
                 problems.append(Problem(rid, f"near-duplicate of {other} ({other_split})"))
+    return problems
+
+
+def form_problems(files: dict[str, list[dict[str, Any]]], min_split: int = 20) -> list[Problem]:
+    """Questions whose right option stands out by form, and splits the longest option would game."""
+    problems = [Problem(str(r.get("id", "?")), cue) for records in files.values() for r in records
+                if not _schema_problems(r) and r.get("kind") != "cloze" for cue in form_cues(r)]
+    for split, records in files.items():
+        sound = [r for r in records if not _schema_problems(r)]
+        if len(sound) < min_split:
+            continue
+        scores = baseline_accuracies(sound)
+        if scores["longest option"] > scores["chance"] + MAX_LONGEST_OVER_CHANCE:
+            problems.append(Problem(f"split {split}", f"always choosing the longest option scores "
+                                    f"{scores['longest option']:.1%}, more than chance ({scores['chance']:.1%}) "
+                                    f"+ {MAX_LONGEST_OVER_CHANCE:.0%}"))
     return problems
 
 
@@ -307,6 +328,19 @@ def _load_splits(paths: list[str]) -> dict[str, list[dict[str, Any]]]:
     return {Path(p).stem: read_jsonl(Path(p)) for p in paths}
 
 
+def _report_cues(files: dict[str, list[dict[str, Any]]]) -> int:
+    """Print each file's baselines and every question whose right option stands out by form."""
+    flagged = 0
+    for name, records in files.items():
+        scores = ", ".join(f"{key} {value:.1%}" for key, value in baseline_accuracies(records).items())
+        sys.stdout.write(f"{name}: {len(records)} questions; {scores}\n")
+        for record in records:
+            for cue in form_cues(record):
+                flagged += 1
+                sys.stdout.write(f"  {record['id']}: {cue}\n")
+    return 1 if flagged else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.data")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -315,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("files", nargs="*")
     check.add_argument("--guidelines", default=str(GUIDELINES_DIR), help="folder of the PDFs the records cite")
     check.add_argument("--files-dir", help="the library's stored PDFs (data_dir/files), for cloze questions")
+    cues = commands.add_parser("cues", help="trivial baselines and form cues of question files (raw or split)")
+    cues.add_argument("files", nargs="*")
     cloze = commands.add_parser("cloze", help="make cloze questions from the indexed documents")
     cloze.add_argument("--out", required=True)
     cloze.add_argument("--limit", type=int, default=500)
@@ -336,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"{sum(counts.values())} questions {counts}; kinds {dict(kinds)}; "
                          f"{len(problems)} problems\n")
         return 1 if problems else 0
+    if args.command == "cues":
+        return _report_cues(_load_splits(args.files))
     from assistant.config import load_settings
     from assistant.service import build_assistant
 

@@ -14,7 +14,6 @@ import logging
 import math
 import sys
 import time
-import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,9 @@ from assistant.choice import choice_query, context_order
 from assistant.config import Settings
 from assistant.records import Evidence
 
+from .baselines import baseline_accuracies
 from .config import TrainConfig
-from .qa import QARecord, load_records, subset
+from .qa import QARecord, holds_gold, load_records, subset
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,9 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def normalize(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).split())
-
-
 def is_gold(item: Evidence, record: QARecord) -> bool:
     """Same file, same physical page (when the record gives one), and the passage holds the gold span."""
-    if not record.evidence_span or item.file != record.evidence_file:
-        return False
-    if record.evidence_page is not None and item.page != record.evidence_page:
-        return False
-    return normalize(record.evidence_span) in normalize(item.text)
+    return holds_gold(record, item.file, item.page, item.text)
 
 
 def gold_rank(evidence: list[Evidence], record: QARecord) -> int | None:
@@ -191,6 +183,7 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
         log.info("%s: accuracy %s, recall@5 %s", SYSTEMS[name], results[name]["accuracy"], results[name]["recall@5"])
         del generator
     meta = {"test_file": str(test_file), "questions": len(records), "limit": limit, "recall_only": recall_only,
+            "baselines": baseline_accuracies([asdict(record) for record in records]),
             "precision": "none (recall only)" if recall_only else precision,
             "k_context": cfg.k_context, "seconds_per_system": seconds,
             "wall_seconds": round(time.perf_counter() - started, 1), "command": command,
@@ -232,6 +225,12 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n\n".join(blocks)
 
 
+def baselines_line(baselines: dict[str, float]) -> str:
+    """The trivial baselines on the same questions: what choosing by the options' form alone scores."""
+    return ("Trivial baselines on the same questions (no model, no evidence): "
+            + ", ".join(f"{name} {100 * value:.1f}%" for name, value in baselines.items()) + ".")
+
+
 def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
                  predictions: dict[str, list[Prediction]]) -> None:
     (out_dir / "results.json").write_text(json.dumps({**results, "_meta": meta}, indent=2, default=str))
@@ -247,6 +246,8 @@ def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
             f"({', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds_per_system'].items())}).", "",
             "Recall@k: share of questions whose gold passage (same file and page, containing the gold span) is "
             "among the top k retrieved. Accuracy interval: 95% Wilson.", ""]
+    if meta.get("baselines"):
+        text += [baselines_line(meta["baselines"]), ""]
     if meta.get("command"):
         text += ["Command:", "", f"    {meta['command']}", ""]
     text += training_section(out_dir, results)
