@@ -515,3 +515,44 @@ def test_answer_utility_keeps_each_passage_with_its_own_loss(tiny_generator):
                                                [target_text(record)], 1024)[0] for i in picks[0].tolist()])
     assert torch.allclose(values, expected, atol=1e-4)
     assert len(set(values.tolist())) == 4  # distinct passages, distinct losses: a mix-up would show
+
+
+def test_final_checkpoint_is_the_best_dev_evaluation_not_the_last_step(make_cfg):
+    """With dev_every, final/ holds the dev evaluation (step 0 included) with the best accuracy + recall@5
+    among those that kept the untrained retriever's recall; keep_best = false ships the last step."""
+    from assistant.checkpoint import read_manifest
+    from trainer.train import train
+
+    cfg = make_cfg(max_steps=2, dev_every=1, lr_retriever=0.5, scheduler="constant", max_grad_norm=0.0)
+    final = train(cfg)
+    dev = [row for row in csv.DictReader((cfg.output_path / "metrics.csv").open()) if row["dev_recall5"]]
+    assert [int(row["step"]) for row in dev] == [0, 1, 2]
+    floor = float(dev[0]["dev_recall5"])
+    eligible = [row for row in dev if float(row["dev_recall5"]) >= floor]
+    best = max(eligible, key=lambda row: float(row["dev_accuracy"]) + float(row["dev_recall5"]))  # first on ties
+    selection = read_manifest(final)["selection"]
+    assert selection["selected_step"] == int(best["step"]) and selection["last_step"] == 2
+    assert selection["base_dev_recall5"] == pytest.approx(floor)
+    trained, base = encoder_weights(final / "retriever"), encoder_weights(Path(_packaged_encoder()))
+    assert all(torch.equal(base[k], trained[k]) for k in base) == (selection["selected_step"] == 0)
+
+    plain = make_cfg(max_steps=2, dev_every=1, lr_retriever=0.5, scheduler="constant", max_grad_norm=0.0,
+                     keep_best=False, output_dir=str(cfg.output_path.parent / "plain"))
+    shipped = train(plain)
+    assert "selection" not in read_manifest(shipped) and not (plain.output_path / "best").exists()
+    wrecked = encoder_weights(shipped / "retriever")
+    assert any(not torch.equal(base[k], wrecked[k]) for k in base)  # the last step, retriever moved
+
+
+def test_a_higher_score_that_loses_dev_retrieval_is_not_kept(make_cfg, monkeypatch):
+    """The selection rule on a real run with scripted dev figures: step 1 has the highest accuracy + recall
+    but recall below the untrained retriever's, so step 2 ships."""
+    import trainer.train as training
+    from assistant.checkpoint import read_manifest
+
+    figures = iter([(0.50, 0.80), (0.95, 0.70), (0.60, 0.80)])  # steps 0, 1, 2
+    monkeypatch.setattr(training, "dev_scores", lambda run: dict(zip(("accuracy", "recall@5"), next(figures))))
+    cfg = make_cfg(max_steps=2, dev_every=1)
+    selection = read_manifest(training.train(cfg))["selection"]
+    assert selection["selected_step"] == 2 and selection["dev_accuracy_plus_recall5"] == pytest.approx(1.4)
+    assert selection["base_dev_recall5"] == pytest.approx(0.80)

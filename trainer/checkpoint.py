@@ -43,6 +43,9 @@ class RunProgress:
     collection: str = ""  # the live collection version (changes when the passage encoder re-indexes)
     elapsed_seconds: float = 0.0
     last_reindex_step: int = 0
+    base_recall: float = -1.0  # dev recall@5 of the untrained retriever: the floor a shipped one must keep
+    best_step: int = -1  # the dev evaluation kept as the final checkpoint so far (-1: none yet)
+    best_score: float = -1.0  # its dev accuracy + dev recall@5
 
 
 def rng_state(sampler: torch.Generator) -> dict[str, Any]:

@@ -117,15 +117,16 @@ def predict(generator: Any | None, retriever: Any | None, records: list[QARecord
 
 
 def score_with_models(model: Any, tokenizer: Any, query_encoder: Any, store: Any, records: list[QARecord],
-                      k_context: int) -> float:
-    """Accuracy of in-memory models (the trainer's dev check), through the same scoring path."""
+                      k_context: int) -> dict[str, float]:
+    """Accuracy and gold recall@5 of in-memory models (the trainer's dev check), through the same scoring path."""
     from assistant.generator import Generator, LoadedGenerator
     from assistant.retriever import Retriever
 
     model.eval()
     generator = Generator(LoadedGenerator(model=model, tokenizer=tokenizer, info={}))
     predictions = predict(generator, Retriever(query_encoder, store), records, k_context, "Dev accuracy")
-    return sum(p.correct for p in predictions) / len(predictions)
+    figures = summarize(predictions, retrieval=True)
+    return {"accuracy": figures["accuracy"], "recall@5": figures["recall@5"]}
 
 
 def system_settings(cfg: TrainConfig, checkpoint: str, precision: str) -> Settings:

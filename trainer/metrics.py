@@ -11,7 +11,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 COLUMNS = ["step", "epoch", "examples", "loss", "gen_loss", "ret_loss", "retriever_acc", "lr_generator",
-           "lr_retriever", "examples_per_s", "utility_s", "elapsed_s", "dev_accuracy"]
+           "lr_retriever", "examples_per_s", "utility_s", "elapsed_s", "dev_accuracy",
+           "dev_recall5"]
 
 
 class MetricsLog:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from assistant.checkpoint import PASSAGE_ENCODER, RETRIEVER, save_models, write_manifest
+from assistant.checkpoint import PASSAGE_ENCODER, RETRIEVER, read_manifest, save_models, write_manifest
 
 from .checkpoint import (
     RunProgress,
@@ -220,20 +221,44 @@ def _broadcast_name(run: Run, name: str) -> str:
     return holder[0]
 
 
-def dev_accuracy(run: Run) -> float:
-    """Accuracy on the first dev_limit dev questions with the current models (same scoring as evaluate)."""
+def dev_scores(run: Run) -> dict[str, float]:
+    """Accuracy and gold recall@5 on the first dev_limit dev questions with the current models (same scoring
+    as evaluate); nan when there is no dev file."""
     from .evaluate import score_with_models
 
     path = Path(run.cfg.dev_file)
     if not path.is_file():
-        log.info("No dev file at %s: dev accuracy skipped", path)
-        return math.nan
+        log.info("No dev file at %s: dev evaluation skipped", path)
+        return {"accuracy": math.nan, "recall@5": math.nan}
     records = subset(load_records(path), run.cfg.dev_limit, run.cfg.seed)
     generator = run.unwrap(run.generator)
     result = score_with_models(generator, run.tokenizer, run.query, run.store, records, run.cfg.k_context)
     generator.train()
     run.query.model.train()
     return result
+
+
+def evaluate_on_dev(run: Run, progress: RunProgress, examples: list[Example]) -> None:
+    """Dev accuracy and recall@5 into the metrics; with `keep_best`, the models are kept in <output_dir>/best
+    when they are the best so far without losing retrieval (the first evaluation sets the recall floor)."""
+    cfg, step = run.cfg, progress.global_step
+    scores = dev_scores(run)
+    run.metrics.write({"step": step, "epoch": progress.epoch + 1, "dev_accuracy": scores["accuracy"],
+                       "dev_recall5": scores["recall@5"]})
+    if not cfg.keep_best or any(math.isnan(value) for value in scores.values()):
+        return
+    if progress.base_recall < 0:
+        progress.base_recall = scores["recall@5"]
+    keeps_retrieval = scores["recall@5"] >= progress.base_recall - cfg.recall_tolerance - 1e-9
+    score = scores["accuracy"] + scores["recall@5"]
+    if keeps_retrieval and score > progress.best_score:
+        progress.best_step, progress.best_score = step, score
+        save_checkpoint(run, progress, examples, cfg.output_path / "best", resumable=False)
+        log.info("Dev at step %d: accuracy %.3f, recall@5 %.3f: kept as the best so far", step, scores["accuracy"],
+                 scores["recall@5"])
+    else:
+        log.info("Dev at step %d: accuracy %.3f, recall@5 %.3f (floor %.3f): not kept", step, scores["accuracy"],
+                 scores["recall@5"], progress.base_recall - cfg.recall_tolerance)
 
 
 @dataclass
@@ -304,7 +329,7 @@ def after_optimizer_step(run: Run, progress: RunProgress, window: Window, exampl
     if run.passage and cfg.reindex_every and step % cfg.reindex_every == 0:
         reindex(run, progress, cfg.output_path / "passage_encoders" / f"step-{step:06d}")
     if cfg.dev_every and step % cfg.dev_every == 0:
-        run.metrics.write({"step": step, "epoch": progress.epoch + 1, "dev_accuracy": dev_accuracy(run)})
+        evaluate_on_dev(run, progress, examples)
     if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
         save_checkpoint(run, progress, examples, resumable_folder(cfg, step), True)
     return window
@@ -392,6 +417,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     started = time.perf_counter() - progress.elapsed_seconds
     steps_at_start, window, examples = progress.global_step, Window(), restored or []
     ended = "done" if progress.global_step >= total else "epoch"
+    if cfg.dev_every and cfg.keep_best and progress.global_step == 0:  # the untrained models: the floor, a candidate
+        evaluate_on_dev(run, progress, [])
     # epochs: each retrieves its candidates with the current encoder, then trains on them
     while ended == "epoch" and progress.epoch < cfg.epochs:
         examples, skip = epoch_examples(run, progress, restored)
@@ -415,10 +442,36 @@ def finish(run: Run, progress: RunProgress, examples: list[Example]) -> Path:
     if run.passage is not None:
         reindex(run, progress, final / PASSAGE_ENCODER)
     if cfg.dev_every:
-        run.metrics.write({"step": progress.global_step, "epoch": progress.epoch + 1,
-                           "dev_accuracy": dev_accuracy(run)})
-    save_checkpoint(run, progress, examples, final, resumable=False)
+        evaluate_on_dev(run, progress, examples)
+    best = cfg.output_path / "best"
+    if cfg.dev_every and cfg.keep_best and progress.best_step >= 0 and best.is_dir():
+        ship_best(run, progress, best, final)
+    else:
+        save_checkpoint(run, progress, examples, final, resumable=False)
     run.metrics.close()
     log.info("Training done in %.0f s: %d steps, %d examples; checkpoint %s", progress.elapsed_seconds,
              progress.global_step, progress.examples_seen, final)
     return final
+
+
+def ship_best(run: Run, progress: RunProgress, best: Path, final: Path) -> None:
+    """<output_dir>/final becomes the kept dev evaluation's models; its manifest says which step and why."""
+    run.accelerator.wait_for_everyone()
+    if run.main:
+        staging = final.with_name(final.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(best, staging)
+        manifest = read_manifest(staging)
+        manifest["selection"] = {"selected_step": progress.best_step, "last_step": progress.global_step,
+                                 "dev_accuracy_plus_recall5": round(progress.best_score, 4),
+                                 "base_dev_recall5": progress.base_recall,
+                                 "recall_tolerance": run.cfg.recall_tolerance}
+        write_manifest(staging, manifest)
+        if run.metrics.path.is_file():
+            (staging / "metrics.csv").write_bytes(run.metrics.path.read_bytes())
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+        if progress.best_step != progress.global_step:
+            log.warning("The last step (%d) lost dev retrieval or scored lower: final/ holds step %d instead",
+                        progress.global_step, progress.best_step)
+    run.accelerator.wait_for_everyone()
