@@ -44,6 +44,25 @@ def running_app(data_dir: Path, model_cache: Path, timeout: float = 300, python:
         stop(process)
 
 
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+@contextmanager
+def running_chroma(folder: Path, timeout: float = 60):
+    """Yield the port of a Chroma server (`chroma run`) persisting in `folder`; stop it afterwards."""
+    port = free_port()
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "chroma.log", "wb") as log:  # the child keeps its own handle
+        process = subprocess.Popen([str(CHROMA), "run", "--path", str(folder / "server-db"), "--host",
+                                    "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_until_serving(process, f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout, str(folder / "chroma.log"))
+        yield port
+    finally:
+        stop(process)
+
+
 def wait_until_serving(process: subprocess.Popen, url: str, timeout: float, log_name: str) -> None:
     """Poll the URL until it answers 200; fail early when the server process exits."""
     deadline = time.monotonic() + timeout

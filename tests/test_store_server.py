@@ -1,30 +1,16 @@
 """The same library over a real Chroma server (`chroma run`) instead of the embedded store."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from assistant.config import load_settings
 from assistant.library import Library
 from assistant.store import GuidelineStore, collection_name, make_client
 
-from app_server import stop, wait_until_serving
+from app_server import CHROMA, running_chroma
 from pdfs import GUIDELINE_PAGES, make_pdf
 
 pytestmark = pytest.mark.slow
-
-CHROMA = Path(sys.executable).parent / "chroma"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -32,16 +18,8 @@ def chroma_server(tmp_path):
     """A Chroma server on a free local port, persisting in a temporary folder; stopped afterwards."""
     if not CHROMA.is_file():
         pytest.skip(reason=f"the chroma command is not installed at {CHROMA}")
-    port = free_port()
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    with open(tmp_path / "chroma.log", "wb") as log:  # the child keeps its own handle
-        process = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "server-db"), "--host",
-                                    "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_until_serving(process, f"http://127.0.0.1:{port}/api/v2/heartbeat", 60, str(tmp_path / "chroma.log"))
+    with running_chroma(tmp_path / "chroma") as port:
         yield port
-    finally:
-        stop(process)
 
 
 def test_add_query_delete_through_a_chroma_server(chroma_server, tmp_path, encoder):

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -556,3 +559,99 @@ def test_a_higher_score_that_loses_dev_retrieval_is_not_kept(make_cfg, monkeypat
     selection = read_manifest(training.train(cfg))["selection"]
     assert selection["selected_step"] == 2 and selection["dev_accuracy_plus_recall5"] == pytest.approx(1.4)
     assert selection["base_dev_recall5"] == pytest.approx(0.80)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale-out, run for real: two processes under accelerate (gloo on the CPU), and a Chroma server
+# ---------------------------------------------------------------------------------------------
+
+def _toml(cfg: TrainConfig, path: Path) -> Path:
+    """The config as a TOML file the command line reads (strings, numbers, booleans, lists of strings)."""
+    lines = []
+    for key, value in cfg.as_dict().items():
+        rendered = ("true" if value else "false") if isinstance(value, bool) else \
+            json.dumps(value) if isinstance(value, (str, list)) else repr(value)
+        lines.append(f"{'lambda' if key == 'lambda_ret' else key} = {rendered}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _update(folder: Path, base: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A checkpoint's change from the untrained weights, flattened (LoRA A starts random, B at zero)."""
+    trained = adapter_weights(folder)
+    return torch.cat([(trained[k] - base.get(k, torch.zeros_like(trained[k]))).flatten() for k in sorted(trained)])
+
+
+@pytest.mark.slow
+def test_two_processes_under_accelerate_match_one_process_with_the_same_global_batch(
+        tmp_path, tiny_model_dir, guideline_dir, qa_file):
+    """`accelerate launch --num_processes 2 --cpu`: each process trains on its half of every global batch of 2,
+    gradients are averaged over gloo, the index and the checkpoints are written once by the main process. One
+    process with batch 2 must reach the same adapter within a stated tolerance (the query encoder's dropout
+    draws differ between the two runs, and so may a ranking, so the comparison allows a small difference)."""
+    from assistant.checkpoint import read_manifest
+    from assistant.store import GuidelineStore, make_client
+
+    common = dict(max_steps=2, lora_dropout=0.0, k_sampled=5, scheduler="constant", max_grad_norm=0.0,
+                  checkpoint_every=1, lr_generator=1e-3)
+    single = tiny_config(tmp_path / "single", tiny_model_dir, guideline_dir, qa_file,
+                         data_dir=str(tmp_path / "single-index"), batch_size=2, **common)
+    double = tiny_config(tmp_path / "double", tiny_model_dir, guideline_dir, qa_file,
+                         data_dir=str(tmp_path / "double-index"), batch_size=1, **common)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "CHROMA_"))}
+    env.update({"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    for cfg, launcher in ((single, [sys.executable, "-m", "trainer"]),
+                          (double, [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2",
+                                    "--num_machines", "1", "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend",
+                                    "no", "-m", "trainer"])):
+        (cfg.output_path.parent).mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(launcher + ["train", "--config", str(_toml(cfg, cfg.output_path.parent / "cfg.toml"))],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        if cfg is double:
+            log = done.stderr
+    # both processes trained: 2 steps x 2 questions, one from each process per step
+    manifest = read_manifest(double.output_path / "final")
+    assert manifest["processes"] == 2 and manifest["step"] == 2 and manifest["examples_seen"] == 4
+    assert read_manifest(single.output_path / "final")["examples_seen"] == 4
+    # the index and the checkpoints were written once, by the main process
+    assert log.count("Indexed 3 PDFs into") == 1 and log.count("Training done in") == 1
+    settings = double.assistant_settings()
+    store = GuidelineStore(make_client(settings), manifest["collection"])
+    assert len(store.list_documents()) == 3
+    steps = sorted(p.name for p in (double.output_path / "checkpoints").iterdir())
+    assert steps == ["step-000001"]  # the last step is final/, not a resumable checkpoint
+    # the same global batch: the same update, within tolerance
+    # LoRA A's random start is seeded alike in both runs and does not move on step 1 (B = 0 gives it no
+    # gradient), so step 1's A is the start; B starts at zero.
+    first = adapter_weights(single.output_path / "checkpoints" / "step-000001")
+    base = {k: v for k, v in first.items() if "lora_A" in k}
+    one, two = _update(single.output_path / "final", base), _update(double.output_path / "final", base)
+    cosine = float(torch.nn.functional.cosine_similarity(one, two, dim=0))
+    relative = float((one - two).norm() / one.norm())
+    assert cosine > 0.95 and relative < 0.3, (cosine, relative)
+
+
+@pytest.mark.slow
+def test_training_against_a_chroma_server_indexes_and_trains_there(tmp_path, make_cfg, monkeypatch):
+    """chroma_host set: the trainer indexes its PDFs into the server, trains against it, and the app opens
+    the checkpoint's collection from the same server; nothing is embedded under the data folder."""
+    from assistant.checkpoint import read_manifest
+    from assistant.store import GuidelineStore, make_client
+    from trainer.train import train
+
+    from app_server import CHROMA, running_chroma
+
+    if not CHROMA.is_file():
+        pytest.skip(reason=f"the chroma command is not installed at {CHROMA}")
+    with running_chroma(tmp_path / "chroma") as port:
+        monkeypatch.setenv("ASSISTANT_CHROMA_HOST", "127.0.0.1")
+        monkeypatch.setenv("ASSISTANT_CHROMA_PORT", str(port))
+        cfg = make_cfg(max_steps=1, data_dir=str(tmp_path / "data"))
+        final = train(cfg)
+        settings = cfg.assistant_settings()
+        assert settings.chroma_host == "127.0.0.1" and not settings.chroma_dir.exists()
+        client = make_client(settings)
+        assert type(client).__name__ != "PersistentClient"
+        store = GuidelineStore(client, read_manifest(final)["collection"])
+        assert len(store.list_documents()) == 3 and store.count() > 3

@@ -140,8 +140,10 @@ def setup(cfg: TrainConfig) -> Run:
     cfg.output_path.mkdir(parents=True, exist_ok=True)
     records = subset(load_records(cfg.train_file), cfg.train_limit, cfg.seed)
     query, passage, base = load_retrievers(cfg, settings, device)
-    store = open_store(settings, base)
-    with accelerator.main_process_first():  # one process indexes; the others then find it indexed
+    # One process indexes; the others open the store only then: an embedded Chroma client opened before another
+    # process wrote the collection does not see its vectors ("Nothing found on disk").
+    with accelerator.main_process_first():
+        store = open_store(settings, base)
         ensure_index(settings, base, store)
     loaded = load_training_generator(cfg, settings, device)
     retriever_modules = [query.model] + ([passage.model] if passage else [])
@@ -449,8 +451,9 @@ def finish(run: Run, progress: RunProgress, examples: list[Example]) -> Path:
     else:
         save_checkpoint(run, progress, examples, final, resumable=False)
     run.metrics.close()
-    log.info("Training done in %.0f s: %d steps, %d examples; checkpoint %s", progress.elapsed_seconds,
-             progress.global_step, progress.examples_seen, final)
+    if run.main:
+        log.info("Training done in %.0f s: %d steps, %d examples; checkpoint %s", progress.elapsed_seconds,
+                 progress.global_step, progress.examples_seen, final)
     return final
 
 
