@@ -86,7 +86,9 @@ def ask_all(answerer: Any, records: list[dict[str, Any]], label: str,
                       "checks": answer.summary_checks})
         if index % 10 == 0:
             log.info("%s %s: %d/%d", answerer.generator.info.get("generator"), label, index + 1, len(records))
-    return [progress.rows[(label, record["id"])] for record in records]
+    # Judged again on every run: a resumed row meets the current options and judge, not the ones it was asked under.
+    return [{**row, "verdict": judge(record, row["summary"])}
+            for record in records for row in [progress.rows[(label, record["id"])]]]
 
 
 def records_of(path: Path, limit: int) -> list[dict[str, Any]]:
