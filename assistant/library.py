@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import Settings
 from .documents import Reader, document_id, embed_chunks, parse_pdf, safe_file_name
 from .encoder import Encoder
@@ -20,7 +22,7 @@ from .errors import DocumentError
 from .files import PdfFiles
 from .isolation import shared_reader
 from .pdf_reader import read_pdf
-from .records import DocumentInfo
+from .records import Chunk, DocumentInfo
 from .store import GuidelineStore
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ class IngestResult:
     """One line of an upload report."""
 
     file_name: str
-    status: str  # indexed | already indexed | replaced | refused
+    status: str  # indexed | already indexed | replaced | re-indexed | refused
     message: str
     doc_id: str = ""
     title: str = ""
@@ -83,22 +85,10 @@ class Library:
         existing = self.store.get_document(doc_id)
         if existing:
             return self._already(name, existing, started)
-        try:
-            info, chunks = parse_pdf(data, name, self.encoder, self.settings,
-                                     on_page=lambda i, n: report(0.5 * i / n, f"Reading page {i} of {n}"),
-                                     reader=self.reader)
-            report(0.5, f"Embedding {len(chunks)} passages")
-            vectors = embed_chunks(self.encoder, chunks, self.settings.embed_batch_size,
-                                   lambda done: report(0.5 + 0.45 * done / len(chunks),
-                                                       f"Embedded {done} of {len(chunks)} passages"))
-        except DocumentError as error:
-            log.info("Refused %s: %s", name, error)
-            return IngestResult(name, "refused", str(error), seconds=round(time.perf_counter() - started, 2))
-        except Exception as error:  # a parser bug on a malformed file must not take the app down
-            log.exception("Unexpected failure reading %s", name)
-            return IngestResult(name, "refused", f"The PDF could not be processed ({type(error).__name__}). It may "
-                                "be damaged: re-save it from a PDF viewer and upload it again.",
-                                seconds=round(time.perf_counter() - started, 2))
+        read = self._read(data, name, report, started)
+        if isinstance(read, IngestResult):
+            return read
+        info, chunks, vectors = read
         report(0.95, "Saving")
         with self._write_lock:
             existing = self.store.get_document(doc_id)
@@ -120,6 +110,27 @@ class Library:
         log.info("%s %s: %d pages, %d chunks in %.1f s", status, name, info.pages, info.chunks, seconds)
         return IngestResult(name, status, f"{verb} {name}: {info.pages} pages, {info.chunks} passages, "
                             f"{seconds:.1f} s.", doc_id, info.title, info.pages, info.chunks, seconds)
+
+    def _read(self, data: bytes, name: str, report: ProgressCallback, started: float
+              ) -> tuple[DocumentInfo, list[Chunk], np.ndarray] | IngestResult:
+        """Pages -> chunks -> vectors, with nothing written; a refusal comes back as the result to show."""
+        try:
+            info, chunks = parse_pdf(data, name, self.encoder, self.settings,
+                                     on_page=lambda i, n: report(0.5 * i / n, f"Reading page {i} of {n}"),
+                                     reader=self.reader)
+            report(0.5, f"Embedding {len(chunks)} passages")
+            vectors = embed_chunks(self.encoder, chunks, self.settings.embed_batch_size,
+                                   lambda done: report(0.5 + 0.45 * done / len(chunks),
+                                                       f"Embedded {done} of {len(chunks)} passages"))
+        except DocumentError as error:
+            log.info("Refused %s: %s", name, error)
+            return IngestResult(name, "refused", str(error), seconds=round(time.perf_counter() - started, 2))
+        except Exception as error:  # a parser bug on a malformed file must not take the app down
+            log.exception("Unexpected failure reading %s", name)
+            return IngestResult(name, "refused", f"The PDF could not be processed ({type(error).__name__}). It may "
+                                "be damaged: re-save it from a PDF viewer and upload it again.",
+                                seconds=round(time.perf_counter() - started, 2))
+        return info, chunks, vectors
 
     def add_path(self, path: Path, progress: ProgressCallback | None = None) -> IngestResult:
         try:
@@ -155,9 +166,25 @@ class Library:
                 results.append(IngestResult(file_name, "refused", "The stored copy of this PDF is missing; "
                                             "upload it again."))
                 continue
-            self.store.delete_document(doc_id)
-            results.append(self.add_bytes(path.read_bytes(), file_name))
+            results.append(self.rewrite(doc_id, path.read_bytes(), file_name))
         return results
+
+    def rewrite(self, doc_id: str, data: bytes, file_name: str) -> IngestResult:
+        """Read a kept PDF again into the store. A registered document stays registered and answerable
+        throughout: its new chunks are committed beside the old ones and replace them in one step."""
+        started = time.perf_counter()
+        if not self.store.get_document(doc_id):
+            return self.add_bytes(data, file_name)
+        read = self._read(data, file_name, _quiet, started)
+        if isinstance(read, IngestResult):
+            return read  # the registered writing stays as it was
+        info, chunks, vectors = read
+        with self._write_lock:
+            info = self.store.replace_document(info, chunks, vectors)
+        seconds = round(time.perf_counter() - started, 2)
+        log.info("re-indexed %s: %d pages, %d chunks in %.1f s", file_name, info.pages, info.chunks, seconds)
+        return IngestResult(file_name, "re-indexed", f"Re-indexed {file_name}: {info.pages} pages, {info.chunks} "
+                            f"passages, {seconds:.1f} s.", doc_id, info.title, info.pages, info.chunks, seconds)
 
     def prepare(self, samples: Path, seed_samples: bool = True, progress: ProgressCallback | None = None
                 ) -> list[IngestResult]:

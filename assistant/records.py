@@ -20,9 +20,12 @@ class Chunk:
     char_end: int
     text: str
     kind: str = "body"  # body | references | contents | index | acknowledgements | boilerplate (passage_kinds)
+    generation: int = 0  # which writing of its document this chunk belongs to (re-indexing writes the next one)
 
     @property
     def chunk_id(self) -> str:
+        if self.generation:
+            return f"{self.doc_id[:16]}-g{self.generation}-{self.chunk_index:05d}"
         return f"{self.doc_id[:16]}-{self.chunk_index:05d}"
 
     def metadata(self) -> dict[str, Any]:
@@ -49,6 +52,7 @@ class DocumentInfo:
     added: str  # ISO time, UTC
     codes: str = ""  # guideline identifiers it carries ("NG51", "GTG52"), comma-separated (assistant.naming)
     name_text: str = ""  # the words it is known by: file name, title, its first page (assistant.naming)
+    generation: int = 0  # the live writing of its chunks: a re-index commits the next one by this field alone
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -115,13 +116,7 @@ class GuidelineStore:
         with self._lock:
             self._delete_chunks(info.doc_id)  # leftovers of an earlier, interrupted attempt
             try:
-                batch = max(1, min(5000, int(self.client.get_max_batch_size())))
-                for start in range(0, len(chunks), batch):
-                    part = chunks[start:start + batch]
-                    self.chunks.add(ids=[c.chunk_id for c in part],
-                                    embeddings=embeddings[start:start + batch],
-                                    documents=[c.text for c in part],
-                                    metadatas=[c.metadata() for c in part])
+                self._write_chunks(chunks, embeddings)
                 self._commit(info)
             except BaseException:
                 log.warning("Writing %s failed; removing its partial chunks", info.file_name)
@@ -130,6 +125,51 @@ class GuidelineStore:
             finally:
                 self._documents(fresh=True)
             self._index_lexically(info.doc_id, chunks)
+
+    def replace_document(self, info: DocumentInfo, chunks: list[Chunk], embeddings: np.ndarray) -> DocumentInfo:
+        """Write a registered document's chunks again (new chunk settings): the new writing goes in beside the
+        live one and the registry switches to it in one record, so a crash at any moment leaves one complete
+        writing live; the old one is removed afterwards (or by `recover` at the next start)."""
+        if len(chunks) != len(embeddings):
+            raise ValueError("one embedding per chunk is required")
+        with self._lock:
+            current = self._documents(fresh=True).get(info.doc_id)
+            if current is None:
+                self.add_document(info, chunks, embeddings)
+                return info
+            generation = current.generation + 1
+            info = replace(info, generation=generation, added=current.added)
+            chunks = [replace(chunk, generation=generation) for chunk in chunks]
+            self._delete_generations(info.doc_id, keep=current.generation)  # an earlier, interrupted attempt
+            try:
+                self._write_chunks(chunks, embeddings)
+                self._commit(info)
+            except BaseException:
+                log.warning("Re-writing %s failed; the earlier writing stays live", info.file_name)
+                self._delete_generations(info.doc_id, keep=current.generation)
+                raise
+            finally:
+                self._documents(fresh=True)
+            self._delete_generations(info.doc_id, keep=generation)
+            self.lexical.remove(info.doc_id)
+            self._index_lexically(info.doc_id, chunks)
+            return info
+
+    def _write_chunks(self, chunks: list[Chunk], embeddings: np.ndarray) -> None:
+        batch = max(1, min(5000, int(self.client.get_max_batch_size())))
+        for start in range(0, len(chunks), batch):
+            part = chunks[start:start + batch]
+            self.chunks.add(ids=[c.chunk_id for c in part], embeddings=embeddings[start:start + batch],
+                            documents=[c.text for c in part], metadatas=[c.metadata() for c in part])
+
+    def _delete_generations(self, doc_id: str, keep: int) -> int:
+        """Remove a document's chunks of every writing but `keep`; returns how many."""
+        stored = self.chunks.get(where={"doc_id": doc_id}, include=["metadatas"])
+        stale = [chunk_id for chunk_id, meta in zip(stored["ids"], stored["metadatas"])
+                 if int((meta or {}).get("generation", 0)) != keep]
+        if stale:
+            self.chunks.delete(ids=stale)
+        return len(stale)
 
     def _commit(self, info: DocumentInfo) -> None:
         self.registry.upsert(ids=[info.doc_id], embeddings=[[1.0]], metadatas=[info.as_dict()])
@@ -150,7 +190,7 @@ class GuidelineStore:
     def recover(self) -> int:
         """Remove chunks whose document was never committed (a crash mid-write). Returns how many."""
         with self._lock:
-            committed = set(self._documents(fresh=True))
+            committed = self._documents(fresh=True)
             stored = self.chunks.get(include=["metadatas"])
             orphans = {meta["doc_id"] for meta in stored["metadatas"] if meta["doc_id"] not in committed}
             removed = 0
@@ -160,7 +200,12 @@ class GuidelineStore:
             if removed:
                 log.warning("Removed %d chunks of %d uncommitted documents left by an interrupted write",
                             removed, len(orphans))
-            return removed
+            rewritten = {meta["doc_id"] for meta in stored["metadatas"] if meta["doc_id"] in committed
+                         and int(meta.get("generation", 0)) != committed[meta["doc_id"]].generation}
+            stale = sum(self._delete_generations(doc_id, committed[doc_id].generation) for doc_id in rewritten)
+            if stale:
+                log.warning("Removed %d chunks of earlier writings of %d re-indexed documents", stale, len(rewritten))
+            return removed + stale
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -196,7 +241,7 @@ class GuidelineStore:
         passage are over-fetched for and dropped, never filtered in Chroma: an `$in` over the library is the
         slow path, kept for the rare query that meets a document being written."""
         hits = self._run(embedding, k + 8 + k // 2, None)
-        committed_hits = [(chunk, score) for chunk, score in hits if chunk.doc_id in committed]
+        committed_hits = [(chunk, score) for chunk, score in hits if _live(chunk, committed)]
         kept = [(chunk, score) for chunk, score in committed_hits if chunk.kind == BODY]
         return kept[:k], len(committed_hits) < len(hits)
 
@@ -204,7 +249,7 @@ class GuidelineStore:
                 ) -> list[tuple[Chunk, float]]:
         documents = {"doc_id": allowed[0]} if len(allowed) == 1 else {"doc_id": {"$in": allowed}}
         where = {"$and": [documents, {"kind": BODY}]}
-        return [(chunk, score) for chunk, score in self._run(embedding, k, where) if chunk.doc_id in committed][:k]
+        return [(chunk, score) for chunk, score in self._run(embedding, k, where) if _live(chunk, committed)][:k]
 
     def _run(self, embedding: np.ndarray, n: int, where: dict[str, Any] | None) -> list[tuple[Chunk, float]]:
         result = self.chunks.query(query_embeddings=[np.asarray(embedding, dtype=np.float32)],
@@ -230,6 +275,9 @@ class GuidelineStore:
         """All chunks of one document in order (for checks and re-embedding)."""
         stored = self.chunks.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
         chunks = [Chunk.from_stored(text, meta) for text, meta in zip(stored["documents"], stored["metadatas"])]
+        info = self._documents().get(doc_id)
+        if info is not None:  # the live writing only, while a re-index writes the next one beside it
+            chunks = [chunk for chunk in chunks if chunk.generation == info.generation]
         return sorted(chunks, key=lambda c: c.chunk_index)
 
     # -- lexical ----------------------------------------------------------------------------
@@ -239,13 +287,16 @@ class GuidelineStore:
         self.lexical.add(doc_id, [chunk.chunk_id for chunk in body], tokenize([lexical_text(c) for c in body]))
 
     def _all_chunks(self, doc_ids: set[str]) -> dict[str, list[Chunk]]:
-        """The chunks of many documents, read from Chroma in pages."""
+        """The live chunks of many documents, read from Chroma in pages."""
+        committed = self._documents()
         grouped: dict[str, list[Chunk]] = {doc_id: [] for doc_id in doc_ids}
         for offset in range(0, self.count(), _PAGE):
             page = self.chunks.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
             for text, meta in zip(page["documents"], page["metadatas"]):
                 if text is not None and meta and meta.get("doc_id") in grouped:
-                    grouped[meta["doc_id"]].append(Chunk.from_stored(text, meta))
+                    chunk = Chunk.from_stored(text, meta)
+                    if chunk.doc_id not in committed or _live(chunk, committed):
+                        grouped[chunk.doc_id].append(chunk)
         return grouped
 
     def sync_lexical(self) -> int:
@@ -275,6 +326,12 @@ class GuidelineStore:
         hits = self.lexical.search(text, k, allowed)
         found = self.get([chunk_id for chunk_id, _ in hits])
         return [(found[chunk_id][0], score) for chunk_id, score in hits if chunk_id in found]
+
+
+def _live(chunk: Chunk, committed: dict[str, DocumentInfo]) -> bool:
+    """A chunk of a committed document, of the writing its registry record names."""
+    info = committed.get(chunk.doc_id)
+    return info is not None and chunk.generation == info.generation
 
 
 def lexical_text(chunk: Chunk) -> str:
