@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from assistant import datalock
 from assistant.config import load_settings
 from assistant.display import CSS
 from assistant.service import build_assistant, configure_logging
@@ -19,6 +20,12 @@ log = logging.getLogger("app")
 def main() -> None:
     configure_logging()
     settings = load_settings()
+    if not settings.chroma_host:  # before seconds of model loading: is the data folder free?
+        try:
+            datalock.acquire(settings.data_dir)
+        except datalock.DataFolderBusy as error:
+            log.error("%s", error)
+            raise SystemExit(2) from None
     assistant = build_assistant(settings)
     startup = start_background(assistant)
     demo = build_ui(assistant, startup)

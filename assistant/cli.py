@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .config import ENV_ALIASES, PROJECT_DIR, Settings
 from .config_loader import markdown_table, replace_table
+from .datalock import DataFolderBusy
 from .errors import AssistantError
 from .records import Answer
 
@@ -46,8 +47,9 @@ def ask(args: argparse.Namespace) -> int:
     except AssistantError as error:
         sys.stderr.write(f"{error}\n")
         return 2
-    assistant = build_assistant(settings)
-    assistant.library.prepare(assistant.settings.guidelines_dir, assistant.settings.index_samples_on_start)
+    assistant = build_assistant(settings, writer=None)  # reads only while another process changes the folder
+    if not assistant.store.read_only:
+        assistant.library.prepare(assistant.settings.guidelines_dir, assistant.settings.index_samples_on_start)
     answer = None
     printed = 0
     try:
@@ -73,13 +75,17 @@ def ingest(args: argparse.Namespace) -> int:
 
     from .service import build_assistant
 
-    library = build_assistant(config_file=args.config).library
+    files = expand_paths(args.paths)
+    try:  # listing reads; indexing and deleting need the data folder to themselves
+        library = build_assistant(config_file=args.config, writer=bool(files or args.delete) or None).library
+    except DataFolderBusy as error:
+        sys.stderr.write(f"{error}\n")
+        return 2
     status = 0
     if args.delete:
         deleted = library.delete(args.delete)
         log.info("%s %s", "Deleted" if deleted else "No document named", args.delete)
         status = 0 if deleted else 1
-    files = expand_paths(args.paths)
     for path in tqdm(files, desc="Indexing", unit="file", disable=not files):
         result = library.add_path(path)
         tqdm.write(f"{result.status:>16}  {result.file_name}: {result.message}")

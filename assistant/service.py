@@ -73,11 +73,13 @@ class Assistant:
 
 def build_assistant(settings: Settings | None = None, config_file: str | None = None, *,
                     query_encoder: Encoder | None = None, passage_encoder: Encoder | None = None,
-                    reader: Reader | None = None, generator: Generator | None = None) -> Assistant:
+                    reader: Reader | None = None, generator: Generator | None = None,
+                    writer: bool | None = True) -> Assistant:
     """Load the encoders (unless given), open the store (recovering from any interrupted write) and the library.
 
     A given `query_encoder` serves as the passage encoder too unless a checkpoint names another one; a given
-    `generator` answers instead of the configured one (loaded on first use otherwise)."""
+    `generator` answers instead of the configured one (loaded on first use otherwise). `writer`: whether this
+    process changes the data folder (see `open_store`; DataFolderBusy when another process does)."""
     settings = apply_checkpoint(settings or load_settings(config_file))
     device = pick_device(settings.device)
     started = time.perf_counter()
@@ -87,7 +89,7 @@ def build_assistant(settings: Settings | None = None, config_file: str | None = 
         passage_encoder = (query_encoder if source == settings.embedding_model
                            else load_encoder(source, device, settings.encoder_precision))
     seconds = round(time.perf_counter() - started, 2)
-    store = open_store(settings, passage_encoder)
+    store = open_store(settings, passage_encoder, writer=writer)
     library = Library(settings, passage_encoder, store, reader=reader)
     assistant = Assistant(settings=settings, query_encoder=query_encoder, passage_encoder=passage_encoder,
                           store=store, library=library, load_seconds={"encoder": seconds})

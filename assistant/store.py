@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from . import datalock
 from .config import Settings
 from .encoder import Encoder
 from .lexical import LexicalIndex, tokenize
@@ -61,17 +62,29 @@ def collection_name(settings: Settings, passage_encoder: Encoder) -> str:
     return f"{settings.collection}-{passage_encoder.fingerprint}-v{INDEX_FORMAT}"
 
 
-def open_store(settings: Settings, passage_encoder: Encoder, recover: bool = True) -> GuidelineStore:
-    """The collection version of this passage encoder, embedded or on the configured Chroma server."""
-    return GuidelineStore(make_client(settings), collection_name(settings, passage_encoder), recover=recover)
+def open_store(settings: Settings, passage_encoder: Encoder, recover: bool = True,
+               writer: bool | None = True) -> GuidelineStore:
+    """The collection version of this passage encoder, embedded or on the configured Chroma server.
+
+    Embedded, one process writes a data folder at a time (assistant.datalock): `writer=True` takes the folder
+    or raises DataFolderBusy, `None` takes it when free and otherwise opens it read-only, `False` reads only.
+    A read-only store never recovers or writes."""
+    writable = True
+    if not settings.chroma_host:
+        if writer:
+            datalock.acquire(settings.data_dir)
+        writable = bool(writer) or (writer is None and datalock.try_acquire(settings.data_dir))
+    return GuidelineStore(make_client(settings), collection_name(settings, passage_encoder),
+                          recover=recover and writable, read_only=not writable)
 
 
 class GuidelineStore:
     """Passages of one encoder version (the collection name carries the encoder's fingerprint)."""
 
-    def __init__(self, client: Any, name: str, recover: bool = True) -> None:
+    def __init__(self, client: Any, name: str, recover: bool = True, read_only: bool = False) -> None:
         self.client = client
         self.name = name
+        self.read_only = read_only  # another process writes this folder: reads only, never recover
         self.chunks = client.get_or_create_collection(
             name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None)
         self.registry = client.get_or_create_collection(name=f"{name}-docs", embedding_function=None)
@@ -111,6 +124,7 @@ class GuidelineStore:
 
     def add_document(self, info: DocumentInfo, chunks: list[Chunk], embeddings: np.ndarray) -> None:
         """Write all chunks of a document, then commit it; on any failure nothing stays."""
+        self._check_writable()
         if len(chunks) != len(embeddings):
             raise ValueError("one embedding per chunk is required")
         with self._lock:
@@ -130,6 +144,7 @@ class GuidelineStore:
         """Write a registered document's chunks again (new chunk settings): the new writing goes in beside the
         live one and the registry switches to it in one record, so a crash at any moment leaves one complete
         writing live; the old one is removed afterwards (or by `recover` at the next start)."""
+        self._check_writable()
         if len(chunks) != len(embeddings):
             raise ValueError("one embedding per chunk is required")
         with self._lock:
@@ -171,11 +186,18 @@ class GuidelineStore:
             self.chunks.delete(ids=stale)
         return len(stale)
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise datalock.DataFolderBusy(
+                "This library was opened read-only because another process is changing its data folder: add or "
+                "delete documents through that process, or stop it first.")
+
     def _commit(self, info: DocumentInfo) -> None:
         self.registry.upsert(ids=[info.doc_id], embeddings=[[1.0]], metadatas=[info.as_dict()])
 
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document; True if it was there."""
+        self._check_writable()
         with self._lock:
             existed = doc_id in self._documents(fresh=True)
             self.registry.delete(ids=[doc_id])

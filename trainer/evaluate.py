@@ -140,7 +140,7 @@ def load_system(settings: Settings) -> Any:
 
     from .index import ensure_index
 
-    assistant = build_assistant(settings)
+    assistant = build_assistant(settings, writer=None)  # reads only while a training run writes the same folder
     ensure_index(assistant.settings, assistant.passage_encoder, assistant.store)
     return assistant
 

@@ -142,8 +142,8 @@ def setup(cfg: TrainConfig) -> Run:
     query, passage, base = load_retrievers(cfg, settings, device)
     # One process indexes; the others open the store only then: an embedded Chroma client opened before another
     # process wrote the collection does not see its vectors ("Nothing found on disk").
-    with accelerator.main_process_first():
-        store = open_store(settings, base)
+    with accelerator.main_process_first():  # the main process writes the folder; the others read it
+        store = open_store(settings, base, recover=accelerator.is_main_process, writer=accelerator.is_main_process)
         ensure_index(settings, base, store)
     loaded = load_training_generator(cfg, settings, device)
     retriever_modules = [query.model] + ([passage.model] if passage else [])
@@ -175,7 +175,8 @@ def restore(run: Run, folder: Path) -> tuple[RunProgress, list[Example]]:
     if progress.collection and progress.collection != run.store.name:
         from assistant.store import GuidelineStore, make_client
 
-        run.store = GuidelineStore(make_client(run.settings), progress.collection)
+        run.store = GuidelineStore(make_client(run.settings), progress.collection, recover=run.main,
+                                   read_only=not run.main)
     restore_rng(rng, run.sampler)
     log.info("Resumed from %s: step %d, epoch %d, %d micro-batches into it", folder, progress.global_step,
              progress.epoch + 1, progress.batches_done)
@@ -208,7 +209,8 @@ def reindex(run: Run, progress: RunProgress, folder: Path) -> None:
         run.unwrap(run.passage_model).save(str(folder))
         progress.collection = reembed(run.store, run.settings, folder).name
     progress.collection = _broadcast_name(run, progress.collection)
-    run.store = GuidelineStore(make_client(run.settings), progress.collection)
+    run.store = GuidelineStore(make_client(run.settings), progress.collection, recover=run.main,
+                               read_only=not run.main)
     progress.last_reindex_step = progress.global_step
     run.passage.model.train()
 
