@@ -8,12 +8,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
 class PdfFiles:
-    """`<folder>/<doc_id>.pdf` and `<doc_id>.json` ({"file_name": ...}) for every kept document."""
+    """`<folder>/<doc_id>.pdf` and `<doc_id>.json` ({"file_name": ..., "state": ...}) for every kept document.
+
+    The manifest's state says what a crash interrupted: `pending` from saving until the store commits the
+    document, `deleting` from the start of a deletion; no state once committed. `Library.tidy` reads it at
+    start-up: a pending or deleting file that is not registered is a leftover to remove; a committed one that
+    is not registered was lost by an older version's re-index and is restored.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -23,27 +30,57 @@ class PdfFiles:
         return self.folder / f"{doc_id}.pdf"
 
     def save(self, doc_id: str, data: bytes, file_name: str) -> None:
+        """Keep the PDF, marked pending until `commit`."""
         target = self.path(doc_id)
         staging = target.with_suffix(".part")
         staging.write_bytes(data)
         staging.replace(target)
-        manifest = target.with_suffix(".json")
+        self._write_manifest(doc_id, {"file_name": file_name, "state": "pending"})
+
+    def commit(self, doc_id: str) -> None:
+        self._set_state(doc_id, "")
+
+    def mark_deleting(self, doc_id: str) -> None:
+        self._set_state(doc_id, "deleting")
+
+    def _set_state(self, doc_id: str, state: str) -> None:
+        manifest = self._read_manifest(self.path(doc_id).with_suffix(".json"))
+        if manifest is None:
+            return
+        manifest.pop("state", None)
+        self._write_manifest(doc_id, {**manifest, **({"state": state} if state else {})})
+
+    def _write_manifest(self, doc_id: str, manifest: dict[str, Any]) -> None:
+        target = self.path(doc_id).with_suffix(".json")
         staging = target.with_suffix(".json.part")
-        staging.write_text(json.dumps({"file_name": file_name}))
-        staging.replace(manifest)
+        staging.write_text(json.dumps(manifest))
+        staging.replace(target)
 
     def remove(self, doc_id: str) -> None:
         self.path(doc_id).unlink(missing_ok=True)
         self.path(doc_id).with_suffix(".json").unlink(missing_ok=True)
 
-    def stored(self) -> dict[str, str]:
-        """Every kept PDF: document id -> file name."""
+    def entries(self) -> dict[str, tuple[str, str]]:
+        """Every kept PDF with a readable manifest: document id -> (file name, state)."""
         found = {}
-        for manifest in sorted(self.folder.glob("*.json")):
-            pdf = manifest.with_suffix(".pdf")
-            if pdf.is_file():
-                try:
-                    found[manifest.stem] = json.loads(manifest.read_text())["file_name"]
-                except (OSError, ValueError, KeyError):
-                    log.warning("Unreadable manifest %s; its PDF is not re-indexed", manifest)
+        for manifest_path in sorted(self.folder.glob("*.json")):
+            if not manifest_path.with_suffix(".pdf").is_file():
+                continue
+            manifest = self._read_manifest(manifest_path)
+            if manifest is None:
+                log.warning("Unreadable manifest %s; its PDF is not re-indexed", manifest_path)
+                continue
+            found[manifest_path.stem] = (str(manifest["file_name"]), str(manifest.get("state", "")))
         return found
+
+    def stored(self) -> dict[str, str]:
+        """Every committed kept PDF: document id -> file name."""
+        return {doc_id: name for doc_id, (name, state) in self.entries().items() if not state}
+
+    @staticmethod
+    def _read_manifest(path: Path) -> dict[str, Any] | None:
+        try:
+            manifest = json.loads(path.read_text())
+            return manifest if isinstance(manifest, dict) and "file_name" in manifest else None
+        except (OSError, ValueError):
+            return None

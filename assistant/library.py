@@ -101,6 +101,7 @@ class Library:
             except BaseException:
                 self.files.remove(doc_id)
                 raise
+            self.files.commit(doc_id)
             for old in older:
                 self.delete(old.doc_id)
         seconds = round(time.perf_counter() - started, 2)
@@ -143,6 +144,7 @@ class Library:
         """Delete by document id or file name; True when something was deleted."""
         matches = [info for info in self.store.list_documents() if name_or_id in (info.doc_id, info.file_name)]
         for info in matches:
+            self.files.mark_deleting(info.doc_id)
             self.store.delete_document(info.doc_id)
             self.files.remove(info.doc_id)
             log.info("Deleted %s", info.file_name)
@@ -186,12 +188,33 @@ class Library:
         return IngestResult(file_name, "re-indexed", f"Re-indexed {file_name}: {info.pages} pages, {info.chunks} "
                             f"passages, {seconds:.1f} s.", doc_id, info.title, info.pages, info.chunks, seconds)
 
+    def tidy(self) -> list[IngestResult]:
+        """What a crash left in the kept files, settled at start-up (logged): an interrupted upload or deletion
+        is removed; a committed PDF the registry lacks (an older version's re-index lost it) is restored."""
+        registered = {info.doc_id for info in self.documents()}
+        restored = []
+        for doc_id, (name, state) in self.files.entries().items():
+            if state == "pending" and doc_id in registered:
+                self.files.commit(doc_id)  # the crash fell between the commit and this mark
+            elif state == "pending":
+                self.files.remove(doc_id)
+                log.warning("Removed %s: its upload was interrupted before it was saved (upload it again)", name)
+            elif state == "deleting":
+                self.store.delete_document(doc_id)
+                self.files.remove(doc_id)
+                log.warning("Finished deleting %s: its deletion was interrupted", name)
+            elif doc_id not in registered and registered:
+                log.warning("Restoring %s: its PDF is kept but the library had lost it", name)
+                restored.append(self.add_bytes(self.files.path(doc_id).read_bytes(), name))
+        return restored
+
     def prepare(self, samples: Path, seed_samples: bool = True, progress: ProgressCallback | None = None
                 ) -> list[IngestResult]:
         """At start-up, fill an empty collection: from the PDFs already kept in the data folder (a new encoder
         version), else from the sample guidelines (first start)."""
+        restored = self.tidy()
         if self.documents():
-            return []
+            return restored
         if self.files.stored():
             log.info("The collection %s is empty but the data folder holds PDFs: re-indexing them", self.store.name)
             return self.reindex_all(progress)

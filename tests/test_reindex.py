@@ -149,3 +149,29 @@ def test_sigkill_during_reindex_all_loses_no_document(tmp_path):
         assert len(store.chunks_of(info.doc_id)) == info.chunks > 0
     vector = encoder.encode(["Guideline 2 adrenaline"])[0]
     assert any(chunk.file_name == "guideline-2.pdf" for chunk, _ in store.query(np.asarray(vector), 10))
+
+
+def test_start_up_settles_what_a_crash_left_in_the_kept_files(settings, encoder, caplog):
+    """An interrupted upload (kept PDF marked pending, never registered) and an interrupted deletion are
+    removed; a committed PDF the registry lost (an older version's re-index) is restored; all logged."""
+    import logging
+
+    library = _library(settings, encoder)
+    kept = library.add_bytes(make_pdf(GUIDELINE_PAGES), "kept.pdf")
+    lost = library.add_bytes(make_pdf([p + " Lost once." for p in GUIDELINE_PAGES]), "lost.pdf")
+    deleting = library.add_bytes(make_pdf([p + " Being deleted." for p in GUIDELINE_PAGES]), "deleting.pdf")
+    library.store.delete_document(lost.doc_id)  # what the old re-index did before it was killed
+    library.files.mark_deleting(deleting.doc_id)  # killed in the middle of a deletion
+    interrupted = make_pdf([p + " Interrupted upload." for p in GUIDELINE_PAGES])
+    library.files.save("f" * 64, interrupted, "interrupted.pdf")  # killed after saving, before the commit
+    assert {name for name, _ in library.files.entries().values()} == {"kept.pdf", "lost.pdf", "deleting.pdf",
+                                                                      "interrupted.pdf"}
+    with caplog.at_level(logging.WARNING, logger="assistant.library"):
+        restored = _library(settings, encoder).prepare(settings.guidelines_dir, seed_samples=False)
+    assert [r.file_name for r in restored] == ["lost.pdf"] and restored[0].status == "indexed"
+    assert sorted(info.file_name for info in library.documents()) == ["kept.pdf", "lost.pdf"]
+    assert sorted(name for name, _ in library.files.entries().values()) == ["kept.pdf", "lost.pdf"]
+    assert all(state == "" for _, state in library.files.entries().values())
+    assert library.store.get_document(kept.doc_id) and _consistent(library.store)
+    logged = caplog.text
+    assert "interrupted.pdf" in logged and "deleting.pdf" in logged and "Restoring lost.pdf" in logged

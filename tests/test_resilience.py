@@ -97,6 +97,11 @@ def test_sigkill_during_a_large_upload_leaves_a_consistent_library(tmp_path):
         assert "small.pdf" in names
     stored, promised, registered = _raw_counts(data_dir)
     assert stored == promised and registered == len(documents)  # the big one fully present or fully absent
+    from assistant.files import PdfFiles
+
+    kept = PdfFiles(data_dir / "files").entries()  # no unlisted leftover of the killed upload
+    assert sorted(name for name, _ in kept.values()) == sorted(names)
+    assert {d["doc_id"] for d in documents} == set(kept)
 
 
 @pytest.mark.slow
