@@ -87,7 +87,7 @@ def ingest(args: argparse.Namespace) -> int:
         log.info("%s %s", "Deleted" if deleted else "No document named", args.delete)
         status = 0 if deleted else 1
     for path in tqdm(files, desc="Indexing", unit="file", disable=not files):
-        result = library.add_path(path)
+        result = library.add_path(path, replace=args.replace)
         tqdm.write(f"{result.status:>16}  {result.file_name}: {result.message}")
         status = status or (1 if result.status == "refused" else 0)
     if args.list or not (files or args.delete):
@@ -121,6 +121,8 @@ def parser() -> argparse.ArgumentParser:
     indexing.add_argument("paths", nargs="*", help="PDF files or folders")
     indexing.add_argument("--list", action="store_true", help="list the indexed documents")
     indexing.add_argument("--delete", metavar="NAME", help="delete a document by file name or id")
+    indexing.add_argument("--replace", action="store_true",
+                          help="replace documents with the same file name (otherwise added beside them, numbered)")
     indexing.add_argument("--config", help="settings TOML file")
     indexing.set_defaults(run=ingest, log_level=logging.INFO)
     table = commands.add_parser("settings", help="print every setting with its default and meaning (Markdown)")

@@ -72,16 +72,20 @@ def chat(assistant: Assistant, message: str, conversation: list[tuple[str, str]]
                                              temperature=float(temperature), max_new_tokens=int(max_tokens))
 
 
-def upload(assistant: Assistant, path: str | None) -> dict[str, Any]:
-    """/upload: one PDF; the result says indexed, already indexed, replaced or refused, and why."""
+def upload(assistant: Assistant, path: str | None, replace: Any = False) -> dict[str, Any]:
+    """/upload: one PDF; the result says indexed, already indexed, replaced or refused, and why. Replacing a
+    same-named document happens only when asked (`replace`)."""
     if not path:
         raise AssistantError("No file was sent: pass one PDF.")
-    result = assistant.library.add_path(Path(path)).as_dict()
+    if not isinstance(replace, bool):
+        raise AssistantError(f"replace must be true or false (got {replace!r}).")
+    result = assistant.library.add_path(Path(path), replace=replace).as_dict()
     result["file"] = result["file_name"]
     return result
 
 
-def upload_many(assistant: Assistant, paths: list[str], progress: Callable[[float, str], None]) -> list[list[str]]:
+def upload_many(assistant: Assistant, paths: list[str], progress: Callable[[float, str], None],
+                replace: bool = False) -> list[list[str]]:
     """The Library tab: one result row (file, result, details) per file; a store failure on one file is reported
     and the others go on."""
     rows = []
@@ -91,7 +95,7 @@ def upload_many(assistant: Assistant, paths: list[str], progress: Callable[[floa
         def report(fraction: float, message: str, number: int = number, name: str = name) -> None:
             progress(((number - 1) + fraction) / len(paths), f"{name}: {message}")
         try:
-            result = assistant.library.add_path(Path(path), report)
+            result = assistant.library.add_path(Path(path), report, replace)
             rows.append([result.file_name, result.status, result.message])
         except Exception:
             log.exception("Upload of %s failed", name)

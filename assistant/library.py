@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,13 @@ class Library:
                             "nothing changed.", existing.doc_id, existing.title, existing.pages, existing.chunks,
                             round(time.perf_counter() - started, 2))
 
-    def add_bytes(self, data: bytes, file_name: str, progress: ProgressCallback | None = None) -> IngestResult:
-        """Index one PDF. Never raises for a bad file: the result says why it was refused."""
+    def add_bytes(self, data: bytes, file_name: str, progress: ProgressCallback | None = None,
+                  replace: bool = False) -> IngestResult:
+        """Index one PDF. Never raises for a bad file: the result says why it was refused.
+
+        A document with the same file name is replaced only when `replace` is asked for; otherwise the new
+        one is added beside it under a numbered name ("name (2).pdf"), so no client can silently swap a
+        trusted guideline for its own file."""
         started = time.perf_counter()
         name = safe_file_name(file_name)
         report = progress or _quiet
@@ -94,7 +100,10 @@ class Library:
             existing = self.store.get_document(doc_id)
             if existing:
                 return self._already(name, existing, started)
-            older = self.store.find_by_name(name)
+            older = self.store.find_by_name(name) if replace else []
+            requested, name = name, self._free_name(name) if not replace else name
+            info = replace_fields(info, file_name=name)
+            chunks = [replace_fields(chunk, file_name=name) for chunk in chunks]
             self.files.save(doc_id, data, name)
             try:
                 self.store.add_document(info, chunks, vectors)
@@ -109,8 +118,24 @@ class Library:
         verb = "Replaced the earlier version of" if older else "Indexed"
         report(1.0, "Done")
         log.info("%s %s: %d pages, %d chunks in %.1f s", status, name, info.pages, info.chunks, seconds)
-        return IngestResult(name, status, f"{verb} {name}: {info.pages} pages, {info.chunks} passages, "
-                            f"{seconds:.1f} s.", doc_id, info.title, info.pages, info.chunks, seconds)
+        message = f"{verb} {name}: {info.pages} pages, {info.chunks} passages, {seconds:.1f} s."
+        if name != requested:
+            message += (f" The library already holds a document named {requested}, so this one was added beside "
+                        f"it as {name} and nothing was replaced. To replace {requested}, upload again with "
+                        "replacing chosen.")
+        return IngestResult(name, status, message, doc_id, info.title, info.pages, info.chunks, seconds)
+
+    def _free_name(self, name: str) -> str:
+        """The name itself when no document has it, else "stem (n).pdf" with the smallest free n."""
+        taken = {info.file_name.casefold() for info in self.store.list_documents()}
+        if name.casefold() not in taken:
+            return name
+        stem, dot, suffix = name.rpartition(".")
+        stem, suffix = (stem, dot + suffix) if dot else (name, "")
+        number = 2
+        while f"{stem} ({number}){suffix}".casefold() in taken:
+            number += 1
+        return f"{stem} ({number}){suffix}"
 
     def _read(self, data: bytes, name: str, report: ProgressCallback, started: float
               ) -> tuple[DocumentInfo, list[Chunk], np.ndarray] | IngestResult:
@@ -133,12 +158,12 @@ class Library:
                                 seconds=round(time.perf_counter() - started, 2))
         return info, chunks, vectors
 
-    def add_path(self, path: Path, progress: ProgressCallback | None = None) -> IngestResult:
+    def add_path(self, path: Path, progress: ProgressCallback | None = None, replace: bool = False) -> IngestResult:
         try:
             data = Path(path).read_bytes()
         except OSError as error:
             return IngestResult(Path(path).name, "refused", f"The file could not be read: {error.strerror}.")
-        return self.add_bytes(data, Path(path).name, progress)
+        return self.add_bytes(data, Path(path).name, progress, replace)
 
     def delete(self, name_or_id: str) -> bool:
         """Delete by document id or file name; True when something was deleted."""

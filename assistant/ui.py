@@ -59,6 +59,7 @@ class LibraryTab:
     to_delete: gr.Dropdown
     delete_button: gr.Button
     reindex_button: gr.Button
+    replace: gr.Checkbox
 
 
 def _ask_layout(assistant: Assistant) -> AskTab:
@@ -145,6 +146,9 @@ def _wire_ask(assistant: Assistant, tab: AskTab) -> None:
 def _library_layout(assistant: Assistant) -> LibraryTab:
     names = handlers.document_names(assistant)
     uploads = gr.File(file_count="multiple", file_types=[".pdf"], label="Upload guideline PDFs")
+    replace = gr.Checkbox(False, label="Replace documents that have the same file name",
+                          info="Unticked, a file whose name is taken is added beside the earlier one as "
+                               "'name (2).pdf'; nothing is replaced unless you tick this.")
     index_button = gr.Button("Index uploaded files", variant="primary")
     results = gr.Dataframe(headers=["File", "Result", "Details"], label="Upload results", interactive=False,
                            wrap=True)
@@ -154,7 +158,7 @@ def _library_layout(assistant: Assistant) -> LibraryTab:
         to_delete = gr.Dropdown(names, label="Document", scale=3)
         delete_button = gr.Button("Delete", variant="stop", scale=1)
         reindex_button = gr.Button("Re-index all", scale=1)
-    return LibraryTab(uploads, index_button, results, documents, to_delete, delete_button, reindex_button)
+    return LibraryTab(uploads, index_button, results, documents, to_delete, delete_button, reindex_button, replace)
 
 
 def _wire_library(assistant: Assistant, tab: LibraryTab, restrict: gr.Dropdown) -> None:
@@ -164,8 +168,8 @@ def _wire_library(assistant: Assistant, tab: LibraryTab, restrict: gr.Dropdown) 
     def rows() -> list[list[object]]:
         return documents_rows(assistant.library.documents())
 
-    def on_upload(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple:
-        results = handlers.upload_many(assistant, files or [], lambda f, m: progress(f, desc=m))
+    def on_upload(files: list[str] | None, replace: bool, progress: gr.Progress = gr.Progress()) -> tuple:
+        results = handlers.upload_many(assistant, files or [], lambda f, m: progress(f, desc=m), bool(replace))
         return results, rows(), choices(), choices()
 
     def on_delete(name: str | None) -> tuple:
@@ -178,7 +182,7 @@ def _wire_library(assistant: Assistant, tab: LibraryTab, restrict: gr.Dropdown) 
     def on_reindex(progress: gr.Progress = gr.Progress()) -> tuple:
         return handlers.reindex(assistant, lambda f, m: progress(f, desc=m)), rows()
 
-    tab.index_button.click(on_upload, tab.uploads, [tab.results, tab.documents, tab.to_delete, restrict],
+    tab.index_button.click(on_upload, [tab.uploads, tab.replace], [tab.results, tab.documents, tab.to_delete, restrict],
                            concurrency_id="library", concurrency_limit=1, api_visibility="private")
     tab.delete_button.click(on_delete, tab.to_delete, [tab.documents, tab.to_delete, restrict],
                             concurrency_id="library", api_visibility="private")
@@ -197,12 +201,14 @@ def _api_endpoints(assistant: Assistant) -> None:
         except AssistantError as error:
             raise gr.Error(str(error)) from None
 
-    def upload(file: FileData | None) -> dict[str, Any]:
-        """Index one guideline PDF; the result says indexed, already indexed, replaced or refused, and why."""
+    def upload(file: FileData | None, replace: bool = False) -> dict[str, Any]:
+        """Index one guideline PDF; the result says indexed, already indexed, replaced or refused, and why.
+        A document with the same file name is replaced only with replace=True; otherwise the new one is added
+        beside it under a numbered name."""
         # gr.api hands over the payload as sent (a dict), after checking that its path is an upload
         path = file.get("path") if isinstance(file, dict) else getattr(file, "path", None)
         try:
-            return handlers.upload(assistant, path)
+            return handlers.upload(assistant, path, replace)
         except AssistantError as error:
             raise gr.Error(str(error)) from None
 

@@ -51,6 +51,29 @@ def test_upload_ask_list_delete(client, tmp_path):
     assert payload["evidence"] == [] and not payload["covered"]
 
 
+def test_a_same_named_upload_is_added_beside_and_replaces_only_when_asked(client, tmp_path):
+    """The outside attack: a/download.pdf then b/download.pdf (a different guideline) silently removed the first."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _write(tmp_path / "a", "download.pdf", GUIDELINE_PAGES, title="COVID-19 in pregnancy")
+    second = _write(tmp_path / "b", "download.pdf", [p + " Asthma pathway." for p in GUIDELINE_PAGES],
+                    title="Asthma pathway")
+    assert client.predict(handle_file(first), api_name="/upload")["status"] == "indexed"
+    beside = client.predict(handle_file(second), api_name="/upload")
+    assert beside["status"] == "indexed" and beside["file"] == "download (2).pdf"
+    assert "nothing was replaced" in beside["message"]
+    names = sorted(d["file_name"] for d in client.predict(api_name="/documents"))
+    assert names == ["download (2).pdf", "download.pdf"]
+
+    third = _write(tmp_path, "download.pdf", [p + " Version three." for p in GUIDELINE_PAGES], title="Update")
+    replaced = client.predict(handle_file(third), True, api_name="/upload")
+    assert replaced["status"] == "replaced" and replaced["file"] == "download.pdf"
+    titles = {d["file_name"]: d["title"] for d in client.predict(api_name="/documents")}
+    assert titles["download.pdf"] == "Update" and titles["download (2).pdf"] == "Asthma pathway"
+    for name in ("download.pdf", "download (2).pdf"):
+        assert client.predict(name, api_name="/delete")["deleted"] is True
+
+
 def test_bad_upload_is_refused_with_a_reason(client, tmp_path):
     fake = tmp_path / "guideline.pdf"
     fake.write_text("<html><body>Sign in to download</body></html>")

@@ -181,10 +181,25 @@ def test_same_bytes_twice_is_already_indexed_and_changes_nothing(library):
     assert snapshot(library) == before
 
 
-def test_same_name_with_new_bytes_replaces_the_old_version(library):
+def test_same_name_is_added_beside_unless_replacing_is_asked_for(library):
+    """A same-named upload never silently swaps a document out (any client could replace a trusted guideline
+    with its own file): it is added beside it under a numbered name, and the message says so."""
+    first = library.add_bytes(variant(1), "download.pdf")
+    second = library.add_bytes(variant(2), "download.pdf")
+    third = library.add_bytes(variant(3), "DOWNLOAD.pdf")
+    assert (second.status, second.file_name) == ("indexed", "download (2).pdf")
+    assert "already holds a document named download.pdf" in second.message and "nothing was replaced" in second.message
+    assert third.file_name == "DOWNLOAD (3).pdf"
+    assert sorted(i.file_name for i in library.documents()) == ["DOWNLOAD (3).pdf", "download (2).pdf", "download.pdf"]
+    assert library.store.get_document(first.doc_id) is not None
+    assert {c.file_name for c in library.store.chunks_of(second.doc_id)} == {"download (2).pdf"}
+    assert library.files.entries()[second.doc_id][0] == "download (2).pdf"
+
+
+def test_same_name_with_new_bytes_replaces_the_old_version_when_asked(library):
     old = library.add_bytes(variant(1), "protocol.pdf")
     other = library.add_bytes(variant(9), "other.pdf")
-    new = library.add_bytes(variant(2), "protocol.pdf")
+    new = library.add_bytes(variant(2), "protocol.pdf", replace=True)
     assert new.status == "replaced" and "Replaced" in new.message
     assert new.doc_id != old.doc_id
     assert library.store.get_document(old.doc_id) is None
@@ -245,14 +260,14 @@ def test_failed_write_leaves_the_store_exactly_as_before(library, monkeypatch, w
 
     data = make_pdf(LONG_PAGES + GUIDELINE_PAGES[:1])
     with pytest.raises(InjectedFailure):
-        library.add_bytes(data, "protocol.pdf" if replacing else "new.pdf")
+        library.add_bytes(data, "protocol.pdf" if replacing else "new.pdf", replace=replacing)
     if where == "second chunk batch":
         assert calls[0] == 2  # the first batch really was written before the failure
     assert snapshot(library) == before
     assert not list(library.settings.files_dir.glob("*.part"))
 
     monkeypatch.undo()  # the store is not wedged: the same upload now succeeds
-    result = library.add_bytes(data, "protocol.pdf" if replacing else "new.pdf")
+    result = library.add_bytes(data, "protocol.pdf" if replacing else "new.pdf", replace=replacing)
     assert result.status == ("replaced" if replacing else "indexed")
     assert library.file_path(result.doc_id).is_file()
 

@@ -2,6 +2,7 @@
 rankings are fused, a named guideline is searched in that guideline, and non-guidance text stays out."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -103,7 +104,7 @@ def test_the_lexical_index_follows_adds_replacements_and_deletes(library_of_thre
     sepsis = next(info for info in library.documents() if info.file_name == "nice-ng51-sepsis.pdf")
     assert store.lexical.documents() == {info.doc_id for info in library.documents()}
     changed = make_pdf([SEPSIS[0], "2 Antibiotics\nGive meropenem 2 g every 8 hours in sepsis."], title="Sepsis v2")
-    assert library.add_bytes(changed, "nice-ng51-sepsis.pdf").status == "replaced"
+    assert library.add_bytes(changed, "nice-ng51-sepsis.pdf", replace=True).status == "replaced"
     assert not store.lexical_query("ceftriaxone", 5) and store.lexical_query("meropenem", 5)
     assert sepsis.doc_id not in store.lexical.documents()
     library.delete("nice-ng51-sepsis.pdf")
@@ -124,25 +125,18 @@ def test_a_crash_between_write_and_commit_leaves_the_document_in_neither_index(a
     assert reopened.count() == 0 and reopened.lexical_query("tranexamic", 5) == []
 
 
-def test_another_process_s_upload_and_delete_are_searched_exactly_when_committed(assistant, settings, tmp_path):
+def test_another_process_cannot_change_the_folder_this_one_writes(assistant, settings, tmp_path):
+    """Embedded, another process's writes would be invisible here (and its recovery could remove ours): the
+    command line is refused while this process holds the folder, and nothing changes. With a Chroma server
+    other processes' uploads are searched (tests/test_store_server.py)."""
     pdf = tmp_path / "rcog-gtg52-pph.pdf"
     pdf.write_bytes(make_pdf(PPH, title="Postpartum haemorrhage"))
     config = tmp_path / "assistant.toml"
     config.write_text(f'[assistant]\ndata_dir = "{settings.data_dir}"\nindex_samples_on_start = false\n')
-
-    def cli(*args: str) -> None:
-        done = subprocess.run([sys.executable, "-m", "assistant", "ingest", *args, "--config", str(config)],
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-
-    assert assistant.store.lexical_query("tranexamic", 5) == []
-    cli(str(pdf))
-    assistant.store.list_documents()  # the registry as it is now (else at most 5 s old)
-    assert [c.file_name for c, _ in assistant.store.lexical_query("tranexamic", 5)] == ["rcog-gtg52-pph.pdf"]
-    cli("--delete", "rcog-gtg52-pph.pdf")
-    assistant.store.list_documents()
-    assert assistant.store.lexical_query("tranexamic", 5) == []
-    assert assistant.retriever().search("tranexamic acid 1 g", 5) == []
+    done = subprocess.run([sys.executable, "-m", "assistant", "ingest", str(pdf), "--config", str(config)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and f"pid {os.getpid()}" in done.stderr
+    assert assistant.store.list_documents() == [] and assistant.store.lexical_query("tranexamic", 5) == []
 
 
 @pytest.mark.parametrize(("text", "codes"), [

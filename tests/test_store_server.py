@@ -53,3 +53,39 @@ def test_add_query_delete_through_a_chroma_server(chroma_server, tmp_path, encod
     assert other.list_documents() == [] and other.count() == 0
     assert other.lexical_query("adrenaline", 3) == []  # the other process's lexical index follows the delete
     assert not library.file_path(result.doc_id).exists()
+
+
+PPH = ["1 Prevention\nOffer oxytocin 10 units intramuscularly for the third stage of labour in all births.",
+       "2 Treatment\nGive tranexamic acid 1 g intravenously as soon as postpartum haemorrhage is recognised."]
+
+
+def test_another_process_s_upload_and_delete_are_searched_exactly_when_committed(chroma_server, tmp_path, encoder):
+    """Several processes may share one library through a Chroma server (no folder lock there): this
+    process searches another's upload once it is committed, and no longer after its deletion."""
+    import subprocess
+    import sys
+
+    from assistant.service import build_assistant
+
+    settings = load_settings(env={}, data_dir=tmp_path / "data", chroma_host="127.0.0.1", chroma_port=chroma_server,
+                             index_samples_on_start=False)
+    assistant = build_assistant(settings, query_encoder=encoder)
+    pdf = tmp_path / "rcog-gtg52-pph.pdf"
+    pdf.write_bytes(make_pdf(PPH, title="Postpartum haemorrhage"))
+    config = tmp_path / "assistant.toml"
+    config.write_text(f'[assistant]\ndata_dir = "{tmp_path / "cli-data"}"\nindex_samples_on_start = false\n'
+                      f'chroma_host = "127.0.0.1"\nchroma_port = {chroma_server}\n')
+
+    def cli(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "assistant", "ingest", *args, "--config", str(config)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+
+    assert assistant.store.lexical_query("tranexamic", 5) == []
+    cli(str(pdf))
+    assistant.store.list_documents()  # the registry as it is now (else at most 5 s old)
+    assert [c.file_name for c, _ in assistant.store.lexical_query("tranexamic", 5)] == ["rcog-gtg52-pph.pdf"]
+    cli("--delete", "rcog-gtg52-pph.pdf")
+    assistant.store.list_documents()
+    assert assistant.store.lexical_query("tranexamic", 5) == []
+    assert assistant.retriever().search("tranexamic acid 1 g", 5) == []
