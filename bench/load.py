@@ -127,7 +127,7 @@ class Load:
             round_number += 1
             path = revision(source, round_number, self.work / f"load-{round_number % 3}.pdf")
             try:
-                status = client.predict(handle_file(str(path)), api_name="/upload")["status"]
+                status = client.predict(handle_file(str(path)), True, api_name="/upload")["status"]  # replaces
                 with self.lock:
                     self.uploads.append(status)
                 if round_number % 4 == 0:
