@@ -97,6 +97,11 @@ class Settings:
     concurrency_limit: int = setting(2, "answers generated at once (uploads run in their own queue, one at a time)")
     auth_user: str = setting("", "set with `auth_password` to require a login (the API then requires it too)")
     auth_password: str = setting("", "the password for `auth_user`")
+    login_attempts: int = setting(5, "failed logins allowed per client address within `login_window_seconds`; "
+                                  "then that address waits (HTTP 429) until the window has passed")
+    login_window_seconds: float = setting(60.0, "the window in which failed logins are counted")
+    queue_size: int = setting(24, "questions and uploads waiting at once; more are refused with \"queue is full\" "
+                              "until one finishes (0 = unbounded)")
 
     @property
     def files_dir(self) -> Path:
@@ -105,6 +110,11 @@ class Settings:
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the web server puts files in transit, until the library has read (or refused) them."""
+        return self.data_dir / "uploads"
 
     @property
     def model_cache_dir(self) -> Path:
@@ -160,6 +170,9 @@ def validate(settings: Settings) -> None:
         (0 <= settings.chunk_overlap < settings.chunk_tokens,
          "chunk_overlap must be at least 0 and smaller than chunk_tokens"),
         (settings.top_k >= 1, "top_k must be at least 1"),
+        (settings.queue_size >= 0, f"queue_size must be 0 or more (got {settings.queue_size})"),
+        (settings.login_attempts >= 1 and settings.login_window_seconds > 0,
+         "login_attempts must be at least 1 and login_window_seconds greater than 0"),
         (settings.fusion_k >= 1 and settings.retrieval_depth >= 1, "fusion_k and retrieval_depth must be at least 1"),
     ]
     for name in ("chroma_port", "server_port"):

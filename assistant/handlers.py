@@ -104,6 +104,22 @@ def upload_many(assistant: Assistant, paths: list[str], progress: Callable[[floa
     return rows
 
 
+def discard_upload(path: str | None, upload_root: Path) -> None:
+    """Delete a web upload once the library has read or refused it (the library keeps its own copy), so nothing
+    uploaded stays on disk or downloadable after indexing, refusal or deletion. Only files inside the upload
+    folder are touched, with the per-upload folder the web server made for them."""
+    if not path:
+        return
+    file, root = Path(path).resolve(), upload_root.resolve()
+    if root not in file.parents:
+        return
+    file.unlink(missing_ok=True)
+    folder = file.parent
+    while folder != root and root in folder.parents and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
 def documents(assistant: Assistant) -> list[dict[str, Any]]:
     """/documents: every indexed document."""
     return [info.as_dict() for info in assistant.library.documents()]

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -169,7 +170,11 @@ def _wire_library(assistant: Assistant, tab: LibraryTab, restrict: gr.Dropdown) 
         return documents_rows(assistant.library.documents())
 
     def on_upload(files: list[str] | None, replace: bool, progress: gr.Progress = gr.Progress()) -> tuple:
-        results = handlers.upload_many(assistant, files or [], lambda f, m: progress(f, desc=m), bool(replace))
+        try:
+            results = handlers.upload_many(assistant, files or [], lambda f, m: progress(f, desc=m), bool(replace))
+        finally:
+            for path in files or []:
+                handlers.discard_upload(path, _upload_root())
         return results, rows(), choices(), choices()
 
     def on_delete(name: str | None) -> tuple:
@@ -211,6 +216,8 @@ def _api_endpoints(assistant: Assistant) -> None:
             return handlers.upload(assistant, path, replace)
         except AssistantError as error:
             raise gr.Error(str(error)) from None
+        finally:
+            handlers.discard_upload(path, _upload_root())
 
     def documents() -> list[dict[str, Any]]:
         """Every indexed document."""
@@ -226,10 +233,18 @@ def _api_endpoints(assistant: Assistant) -> None:
     gr.api(delete, api_name="delete", concurrency_id="library")
 
 
+def _upload_root() -> Path:
+    """Gradio's folder for files in transit (GRADIO_TEMP_DIR; app.py points it under data_dir)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
+
+
 def build_ui(assistant: Assistant, startup: StartupState | None = None) -> gr.Blocks:
     """The whole app. `startup` reports background start-up work, when there is any."""
     startup = startup or StartupState(message="", done=True)
-    with gr.Blocks(title="Clinical guideline assistant") as demo:
+    # Gradio also deletes, hourly, uploads older than an hour that no handler took (posted but never submitted).
+    with gr.Blocks(title="Clinical guideline assistant", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## Clinical guideline assistant\nAnswers written from the guideline PDFs in the library, "
                     "with every passage shown beside the answer.")
         gr.HTML(f"<div class='disclaimer'>{DISCLAIMER} When the loaded guidelines do not cover a question, the "

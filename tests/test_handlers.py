@@ -100,3 +100,35 @@ def test_the_ui_declares_exactly_the_four_api_endpoints(answering):
     queues = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values()}
     assert queues["ask"][0] == "answer"  # answers share the chat's generation queue
     assert queues["upload"] == ("library", 1) and queues["delete"][0] == "library"  # one library writer at a time
+
+
+def test_failed_logins_wait_out_their_window_and_a_success_clears_them():
+    from assistant.login_guard import FailedLogins
+
+    now = [0.0]
+    failures = FailedLogins(attempts=3, window_seconds=60, clock=lambda: now[0])
+    for second in (0, 10, 20):
+        now[0] = second
+        assert failures.wait_seconds("10.0.0.1") == 0
+        failures.failed("10.0.0.1")
+    assert failures.wait_seconds("10.0.0.1") == pytest.approx(40)  # the first failure leaves at 60 s
+    assert failures.wait_seconds("10.0.0.2") == 0  # per address
+    now[0] = 60.5
+    assert failures.wait_seconds("10.0.0.1") == 0  # two failures left in the window
+    failures.failed("10.0.0.1")
+    assert failures.wait_seconds("10.0.0.1") > 0
+    failures.succeeded("10.0.0.1")
+    assert failures.wait_seconds("10.0.0.1") == 0
+
+
+def test_an_upload_is_discarded_only_inside_the_upload_folder(tmp_path):
+    root = tmp_path / "uploads"
+    inside = root / "abc123" / "guideline.pdf"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(b"%PDF")
+    outside = tmp_path / "mine.pdf"
+    outside.write_bytes(b"%PDF")
+    handlers.discard_upload(str(inside), root)
+    handlers.discard_upload(str(outside), root)  # a command-line path: never touched
+    handlers.discard_upload(None, root)
+    assert not inside.exists() and not inside.parent.exists() and root.is_dir() and outside.exists()
