@@ -204,7 +204,7 @@ def _api_endpoints(assistant: Assistant) -> None:
         try:
             yield from handlers.ask(assistant, question, top_k)
         except AssistantError as error:
-            raise gr.Error(str(error)) from None
+            raise _caller_error(error) from None
 
     def upload(file: FileData | None, replace: bool = False) -> dict[str, Any]:
         """Index one guideline PDF; the result says indexed, already indexed, replaced or refused, and why.
@@ -215,7 +215,7 @@ def _api_endpoints(assistant: Assistant) -> None:
         try:
             return handlers.upload(assistant, path, replace)
         except AssistantError as error:
-            raise gr.Error(str(error)) from None
+            raise _caller_error(error) from None
         finally:
             handlers.discard_upload(path, _upload_root())
 
@@ -231,6 +231,13 @@ def _api_endpoints(assistant: Assistant) -> None:
     gr.api(upload, api_name="upload", concurrency_id="library", concurrency_limit=1)
     gr.api(documents, api_name="documents")
     gr.api(delete, api_name="delete", concurrency_id="library")
+
+
+def _caller_error(error: AssistantError) -> gr.Error:
+    """A caller's mistake for the API: its message to the caller, one log line here (no traceback: nothing
+    in the app failed)."""
+    log.info("Refused an API call: %s", error)
+    return gr.Error(str(error), print_exception=False)
 
 
 def _upload_root() -> Path:

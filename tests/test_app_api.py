@@ -14,11 +14,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_app_api")]
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def served(tmp_path_factory):
+    """The app's client and its data folder (its log is beside the folder)."""
     data = tmp_path_factory.mktemp("app") / "data"
     data.mkdir()
     with running_app(data, MODEL_CACHE) as url:
-        yield Client(url, verbose=False)
+        yield Client(url, verbose=False), data
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return served[0]
 
 
 def _write(tmp_path, name, pages, **kwargs):
@@ -80,6 +86,16 @@ def test_bad_upload_is_refused_with_a_reason(client, tmp_path):
     status = client.predict(handle_file(str(fake)), api_name="/upload")
     assert status["status"] == "refused" and "not a PDF" in status["message"]
     assert all(d["file_name"] != "guideline.pdf" for d in client.predict(api_name="/documents"))
+
+
+@pytest.mark.parametrize("top_k", ["abc", "nan", "inf", 0, 2.5, 21])
+def test_a_bad_top_k_gets_a_clear_error_and_no_traceback_in_the_log(served, top_k):
+    client, data = served
+    with pytest.raises(Exception, match=r"top_k must be a whole number of passages from 1 to 20"):
+        client.predict("What is the adrenaline dose in anaphylaxis?", top_k, api_name="/ask")
+    port = client.src.rstrip("/").rsplit(":", 1)[1]
+    log = (data.parent / f"app-{port}.log").read_text()
+    assert "Refused an API call: top_k must be" in log and "Traceback" not in log
 
 
 def test_empty_question_gets_a_clear_error(client):
