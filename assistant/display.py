@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 
+from . import lookalike
 from .chunking import is_heading
 from .records import Answer, DocumentInfo, Evidence
 
@@ -95,8 +96,15 @@ def _card(item: Evidence, terms: list[str], cited: bool) -> str:
 
 
 def documents_rows(documents: list[DocumentInfo]) -> list[list[object]]:
-    return [[d.title, d.file_name, d.pages, d.chunks, d.added.replace("T", " ").replace("+00:00", " UTC")]
-            for d in documents]
+    """The library table; a name that reads like another row's is marked with the characters that differ."""
+    names = [d.file_name for d in documents]
+    rows: list[list[object]] = []
+    for d in documents:
+        name = d.file_name
+        if any(lookalike.look_alike(name, other) for other in names):
+            name += f"  [look-alike name: {lookalike.differences(name) or 'plain ASCII'}]"
+        rows.append([d.title, name, d.pages, d.chunks, d.added.replace("T", " ").replace("+00:00", " UTC")])
+    return rows
 
 
 CSS = """

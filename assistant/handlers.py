@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,30 @@ def document_ids(assistant: Assistant, names: list[str] | None) -> list[str] | N
     return [info.doc_id for info in assistant.library.documents() if info.file_name in wanted] or None
 
 
+_SERVER_PATH = re.compile(r"(?<![\w.])/(?:[^\s/,;:'\"]+/)+([^\s/,;:'\"]+)")
+
+
+def without_server_paths(value: Any) -> Any:
+    """The same status with every absolute path cut to its last part: visitors learn which model answers, not
+    where the server keeps its files."""
+    if isinstance(value, dict):
+        return {key: without_server_paths(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_server_paths(item) for item in value]
+    if isinstance(value, (str, Path)):
+        return _SERVER_PATH.sub(r"\1", str(value))
+    return value
+
+
+def model_status(assistant: Assistant) -> dict[str, Any]:
+    """The Model status tab: what answers and retrieves, without server paths."""
+    return without_server_paths(assistant.model_status())
+
+
 def answer_payload(answer: Answer) -> dict[str, Any]:
     """The /ask result: the answer record, the answer text under `answer`, and the disclaimer."""
     payload = answer.as_dict()
+    payload["models"] = without_server_paths(payload.get("models", {}))
     payload["answer"] = answer.text
     payload["disclaimer"] = DISCLAIMER
     return payload

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import lookalike
 from .config import Settings
 from .documents import Reader, document_id, embed_chunks, parse_pdf, safe_file_name
 from .encoder import Encoder
@@ -119,6 +120,7 @@ class Library:
         report(1.0, "Done")
         log.info("%s %s: %d pages, %d chunks in %.1f s", status, name, info.pages, info.chunks, seconds)
         message = f"{verb} {name}: {info.pages} pages, {info.chunks} passages, {seconds:.1f} s."
+        message += lookalike.warning(name, [d.file_name for d in self.documents() if d.doc_id != doc_id])
         if name != requested:
             message += (f" The library already holds a document named {requested}, so this one was added beside "
                         f"it as {name} and nothing was replaced. To replace {requested}, upload again with "

@@ -268,8 +268,8 @@ def build_ui(assistant: Assistant, startup: StartupState | None = None) -> gr.Bl
 
         _wire_ask(assistant, ask_tab)
         _wire_library(assistant, library_tab, ask_tab.restrict)
-        refresh.click(assistant.model_status, None, model_status, api_visibility="private")
-        demo.load(assistant.model_status, None, model_status, api_visibility="private")
+        refresh.click(partial(handlers.model_status, assistant), None, model_status, api_visibility="private")
+        demo.load(partial(handlers.model_status, assistant), None, model_status, api_visibility="private")
 
         def poll() -> tuple:
             names = gr.update(choices=handlers.document_names(assistant))

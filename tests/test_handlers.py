@@ -5,6 +5,7 @@ import pytest
 
 from assistant import handlers
 from assistant.errors import AssistantError, QuestionError
+from assistant.records import Answer
 from assistant.service import build_assistant
 
 from pdfs import GUIDELINE_PAGES, make_pdf
@@ -132,3 +133,16 @@ def test_an_upload_is_discarded_only_inside_the_upload_folder(tmp_path):
     handlers.discard_upload(str(outside), root)  # a command-line path: never touched
     handlers.discard_upload(None, root)
     assert not inside.exists() and not inside.parent.exists() and root.is_dir() and outside.exists()
+
+
+def test_model_status_and_answers_show_no_server_paths(assistant):
+    raw = assistant.model_status()
+    assert str(assistant.settings.data_dir) in raw["chroma"]  # what the server knows...
+    shown = handlers.model_status(assistant)
+    text = repr(shown)
+    assert str(assistant.settings.data_dir) not in text and "/" + "work" not in text  # ...not what visitors see
+    assert shown["collection"] == raw["collection"] and shown["chroma"] == "embedded at chroma"
+    answer = Answer(question="q", text="t", evidence=[], covered=False,
+                    models={"source": "/srv/models/qwen2.5-coder-0.5b", "generator": "Qwen (packaged)"})
+    payload = handlers.answer_payload(answer)
+    assert payload["models"] == {"source": "qwen2.5-coder-0.5b", "generator": "Qwen (packaged)"}

@@ -471,3 +471,21 @@ def test_readable_parts_of_names_survive(library):
              "dose\x00\x1b plan.pdf": "dose plan.pdf"}
     for number, (name, expected) in enumerate(cases.items()):
         assert library.add_bytes(variant(100 + number), name).file_name == expected
+
+
+def test_a_look_alike_name_is_accepted_with_a_warning_and_marked_in_the_table(library):
+    from assistant.display import documents_rows
+
+    real = library.add_bytes(variant(1), "nice-ng109-lower-uti.pdf")
+    cyrillic = library.add_bytes(variant(2), "nic\u0435-ng109-lower-uti.pdf")  # Cyrillic "е"
+    hyphen = library.add_bytes(variant(3), "nice\u2011ng109-lower-uti.pdf")  # non-breaking hyphen
+    plain = library.add_bytes(variant(4), "nice-ng136-hypertension.pdf")
+    assert real.status == cyrillic.status == hyphen.status == "indexed"
+    assert "reads like nice-ng109-lower-uti.pdf" in cyrillic.message
+    assert "CYRILLIC SMALL LETTER IE (character 4)" in cyrillic.message
+    assert "NON-BREAKING HYPHEN (character 5)" in hyphen.message
+    assert "Warning" not in plain.message and "Warning" not in real.message
+    rows = {row[1] for row in documents_rows(library.documents())}
+    assert "nice-ng136-hypertension.pdf" in rows
+    assert any(r.startswith("nic\u0435-ng109") and "look-alike name" in r and "CYRILLIC" in r for r in rows)
+    assert any(r.startswith("nice-ng109-lower-uti.pdf  [look-alike name: plain ASCII]") for r in rows)
