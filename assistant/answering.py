@@ -16,6 +16,7 @@ from typing import Any
 from .answer_checks import cited_numbers, drop_unknown_citations
 from .choice import choice_query, context_order
 from .config import Settings
+from .gate import GenerationGate
 from .generator import Generator
 from .injection import InjectionDetector
 from .prompts import answer_messages
@@ -40,6 +41,12 @@ def missing_text(codes: list[str]) -> str:
     named = ", ".join(codes)
     return (f"The library has no guideline {named}, which the question names: the passages below come from the "
             "other documents. Upload that guideline to get its own wording.\n\n")
+
+
+def waiting_text(position: int) -> str:
+    """What stands under the wording while the summary waits for the model."""
+    return (f"\n\nSummary: waiting for the model (number {position} in line). The evidence and the guideline's "
+            "own wording above are complete; the summary follows when the model is free.")
 
 
 def not_covered_text(evidence: list[Evidence], threshold: float) -> str:
@@ -82,6 +89,7 @@ class Answerer:
         # specialist term (a drug, a test) that the cited passage must contain
         self.injection = InjectionDetector(retriever.encoder)
         self.common_words = frozenset(word for word in retriever.encoder.tokenizer.get_vocab() if word.isalpha())
+        self.gate = GenerationGate(settings.concurrency_limit)  # summaries written at once; the rest wait in line
 
     def retrieve(self, question: str, previous_questions: list[str], top_k: int,
                  doc_ids: list[str] | None = None) -> tuple[str, Retrieval, float]:
@@ -123,7 +131,13 @@ class Answerer:
         answer.text = wording
         yield answer  # the verbatim wording is ready before the model writes a word
 
-        yield from self._checked_summary(answer, wording, usable, history, max_new_tokens, temperature)
+        with self.gate.turn() as line:  # only the summary waits for the model; the evidence is already out
+            for position in line:
+                answer.text = wording + waiting_text(position)
+                answer.timings["queue_position"] = position
+                yield answer
+            answer.text = wording
+            yield from self._checked_summary(answer, wording, usable, history, max_new_tokens, temperature)
         answer.cited = cited_numbers(answer.text, len(evidence))
         answer.timings["total_s"] = round(time.perf_counter() - started, 3)
         yield answer

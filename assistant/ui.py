@@ -134,7 +134,8 @@ def _wire_ask(assistant: Assistant, tab: AskTab) -> None:
     inputs = [tab.question, tab.chatbot, tab.conversation, *tab.settings, tab.restrict]
     outputs = [tab.chatbot, tab.conversation, tab.evidence, tab.last_answer, tab.question]
     for trigger in (tab.send.click, tab.question.submit):
-        trigger(partial(_respond, assistant), inputs, outputs, concurrency_id="answer", api_visibility="private") \
+        trigger(partial(_respond, assistant), inputs, outputs, concurrency_id="answer",
+                concurrency_limit=_answer_slots(assistant), api_visibility="private") \
             .then(_page_buttons, tab.last_answer, tab.page_buttons, api_visibility="private")
     cleared = [tab.chatbot, tab.conversation, tab.evidence, tab.last_answer, tab.page_image]
     tab.clear.click(lambda: ([], [], evidence_cards(None), None, gr.update(visible=False)), None, cleared,
@@ -227,10 +228,18 @@ def _api_endpoints(assistant: Assistant) -> None:
         """Delete a document by file name or document id."""
         return handlers.delete(assistant, name)
 
-    gr.api(ask, api_name="ask", concurrency_id="answer")
+    # Questions run at once up to the queue's size: each gets its evidence immediately, and its summary waits
+    # for a turn at the model inside the answerer (assistant.gate), which says its place in line.
+    gr.api(ask, api_name="ask", concurrency_id="answer", concurrency_limit=_answer_slots(assistant))
     gr.api(upload, api_name="upload", concurrency_id="library", concurrency_limit=1)
     gr.api(documents, api_name="documents")
     gr.api(delete, api_name="delete", concurrency_id="library")
+
+
+def _answer_slots(assistant: Assistant) -> int:
+    """How many questions Gradio runs at once: all that the queue holds (retrieval is quick; the model's turns
+    are given out by the answerer's gate)."""
+    return max(assistant.settings.queue_size or 64, assistant.settings.concurrency_limit)
 
 
 def _caller_error(error: AssistantError) -> gr.Error:
