@@ -100,8 +100,9 @@ class Settings:
     login_attempts: int = setting(5, "failed logins allowed per client address within `login_window_seconds`; "
                                   "then that address waits (HTTP 429) until the window has passed")
     login_window_seconds: float = setting(60.0, "the window in which failed logins are counted")
-    queue_size: int = setting(24, "questions and uploads waiting at once; more are refused with \"queue is full\" "
-                              "until one finishes (0 = unbounded)")
+    queue_size: int = setting(24, "questions handled at once (each shows its evidence straight away; its summary "
+                              "waits for one of `concurrency_limit` turns at the model), and as many more held "
+                              "waiting; beyond that \"queue is full\" (0 = no limit on waiting, 64 at once)")
 
     @property
     def files_dir(self) -> Path:
