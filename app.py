@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from pathlib import Path
 
 from starlette.middleware import Middleware
 
@@ -32,11 +31,12 @@ def main() -> None:
         except datalock.DataFolderBusy as error:
             log.error("%s", error)
             raise SystemExit(2) from None
-    # Uploads in transit live under data_dir too, emptied at each start (the library keeps its own copies).
-    uploads = Path(os.environ.get("GRADIO_TEMP_DIR") or settings.uploads_dir)
-    shutil.rmtree(uploads, ignore_errors=True)
-    uploads.mkdir(parents=True, exist_ok=True)
-    os.environ["GRADIO_TEMP_DIR"] = str(uploads)
+    # Uploads in transit live under data_dir too, emptied at each start (the library keeps its own copies). A
+    # GRADIO_TEMP_DIR the operator set is used as it is and never emptied: it may be shared.
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        shutil.rmtree(settings.uploads_dir, ignore_errors=True)
+        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["GRADIO_TEMP_DIR"] = str(settings.uploads_dir)
     assistant = build_assistant(settings)
     startup = start_background(assistant)
     demo = build_ui(assistant, startup)
