@@ -97,11 +97,11 @@ def _card(item: Evidence, terms: list[str], cited: bool) -> str:
 
 def documents_rows(documents: list[DocumentInfo]) -> list[list[object]]:
     """The library table; a name that reads like another row's is marked with the characters that differ."""
-    names = [d.file_name for d in documents]
+    twins = lookalike.look_alike_names([d.file_name for d in documents])
     rows: list[list[object]] = []
     for d in documents:
         name = d.file_name
-        if any(lookalike.look_alike(name, other) for other in names):
+        if name in twins:
             name += f"  [look-alike name: {lookalike.differences(name) or 'plain ASCII'}]"
         rows.append([d.title, name, d.pages, d.chunks, d.added.replace("T", " ").replace("+00:00", " UTC")])
     return rows

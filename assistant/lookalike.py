@@ -29,6 +29,14 @@ def look_alike(name: str, other: str) -> bool:
     return name != other and name.casefold() != other.casefold() and skeleton(name) == skeleton(other)
 
 
+def look_alike_names(names: list[str]) -> set[str]:
+    """The names that read like another name of the list: one skeleton per name, grouped."""
+    groups: dict[str, set[str]] = {}
+    for name in names:
+        groups.setdefault(skeleton(name), set()).add(name)
+    return {name for group in groups.values() if len({n.casefold() for n in group}) > 1 for name in group}
+
+
 def differences(name: str) -> str:
     """The characters of a name that are not plain ASCII, with their Unicode names: what to look for."""
     odd = [f"'{char}' {unicodedata.name(char, f'U+{ord(char):04X}')} (character {index + 1})"

@@ -222,12 +222,15 @@ class GuidelineStore:
             if removed:
                 log.warning("Removed %d chunks of %d uncommitted documents left by an interrupted write",
                             removed, len(orphans))
-            rewritten = {meta["doc_id"] for meta in stored["metadatas"] if meta["doc_id"] in committed
-                         and int(meta.get("generation", 0)) != committed[meta["doc_id"]].generation}
-            stale = sum(self._delete_generations(doc_id, committed[doc_id].generation) for doc_id in rewritten)
+            # earlier writings of re-indexed documents, found in the read above (no second read per document)
+            stale = [(chunk_id, meta["doc_id"]) for chunk_id, meta in zip(stored["ids"], stored["metadatas"])
+                     if meta["doc_id"] in committed
+                     and int(meta.get("generation", 0)) != committed[meta["doc_id"]].generation]
             if stale:
-                log.warning("Removed %d chunks of earlier writings of %d re-indexed documents", stale, len(rewritten))
-            return removed + stale
+                self.chunks.delete(ids=[chunk_id for chunk_id, _ in stale])
+                log.warning("Removed %d chunks of earlier writings of %d re-indexed documents", len(stale),
+                            len({doc_id for _, doc_id in stale}))
+            return removed + len(stale)
 
     # -- reads ------------------------------------------------------------------------------
 
