@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .answer_checks import cited_numbers, drop_unknown_citations
@@ -23,6 +23,7 @@ from .prompts import answer_messages
 from .questions import clean_question
 from .quotes import focused_evidence, select_quotes, wording_block
 from .records import Answer, Evidence
+from .relevance import QuestionFocus, question_focus
 from .retriever import Retrieval, Retriever, retrieval_query
 from .support import SentenceCheck, SupportChecker, split_sentences
 
@@ -56,7 +57,10 @@ def not_covered_text(evidence: list[Evidence], threshold: float) -> str:
 
 
 def shown_summary(checks: list[SentenceCheck]) -> str:
-    """The sentences a passage supports, each ending with the citation of that passage."""
+    """The sentences a passage supports, each ending with the citation of that passage; nothing until one of them
+    is drawn from a passage sentence about what the question asks."""
+    if not any(check.supported and check.on_question for check in checks):
+        return ""
     shown = []
     for check in checks:
         if check.supported:
@@ -65,17 +69,23 @@ def shown_summary(checks: list[SentenceCheck]) -> str:
     return " ".join(shown)
 
 
-def left_out_note(checks: list[SentenceCheck]) -> str:
+def left_out_note(checks: list[SentenceCheck], focus: QuestionFocus) -> str:
     """Why sentences the model wrote are not shown (the kinds of claim, not the unsupported words)."""
     dropped = [check for check in checks if not check.supported]
+    reasons = "; ".join(sorted({reason for check in dropped for reason in check.reasons}))
+    if len(dropped) < len(checks) and not shown_summary(checks):
+        asked = " or ".join(f'"{word}"' for word in focus.words)
+        stated = "part of what the model wrote" if dropped else "what the model wrote"
+        return (f"\n\nNo summary is shown: the passages state {stated}, but where they say it they do not speak of "
+                f"{asked}, which the question asks about; it answers another question. Rely on the guideline "
+                "wording above.")
     if not dropped:
         return ""
-    reasons = sorted({reason for check in dropped for reason in check.reasons})
     if len(dropped) == len(checks):
-        return ("\n\nNo summary is shown: no passage states what the model wrote (" + "; ".join(reasons) +
+        return ("\n\nNo summary is shown: no passage states what the model wrote (" + reasons +
                 "). Rely on the guideline wording above.")
     return (f"\n\n({len(dropped)} sentence{'s' if len(dropped) > 1 else ''} of the model's summary left out: "
-            "the passage it cites does not state " + "; ".join(reasons) + ".)")
+            "the passage it cites does not state " + reasons + ".)")
 
 
 class Answerer:
@@ -142,12 +152,27 @@ class Answerer:
         answer.timings["total_s"] = round(time.perf_counter() - started, 3)
         yield answer
 
+    def sentence_checker(self, question: str, usable: list[Evidence]
+                         ) -> tuple[Callable[[str], SentenceCheck], QuestionFocus]:
+        """The verdict on each sentence of a summary: stated by a passage, and drawn from where that passage
+        speaks of what the question asks."""
+        checker = SupportChecker(question, usable, self.common_words)
+        focus = question_focus(question, [item.text for item in usable], self.retriever.store.term_rarity)
+
+        def check(sentence: str) -> SentenceCheck:
+            verdict = checker.check(sentence)
+            verdict.on_question = verdict.supported and focus.is_met_by(verdict.place)
+            return verdict
+
+        return check, focus
+
     def _checked_summary(self, answer: Answer, wording: str, usable: list[Evidence], history: list[tuple[str, str]],
                          max_new_tokens: int | None, temperature: float | None) -> Iterator[Answer]:
-        """The model writes; each sentence is shown once it is complete and a passage it cites states it."""
+        """The model writes; its sentences are shown once complete, each stated by a passage it cites, and once
+        one of them comes from where a passage speaks of what the question asks."""
         head = f"\n\nSummary ({self.generator.info.get('generator', 'model')}; each sentence checked against the " \
                "passage it cites):\n"
-        checker = SupportChecker(answer.question, usable, self.common_words)
+        check, focus = self.sentence_checker(answer.question, usable)
         checks: list[SentenceCheck] = []
         partial = ""
         focused = focused_evidence(self.retriever.encoder, answer.question, usable, self.settings.evidence_chars)
@@ -155,14 +180,14 @@ class Answerer:
         for partial in self._summary(messages, len(answer.evidence), max_new_tokens, temperature, answer.timings):
             complete = split_sentences(partial)[:-1]  # the last sentence may still be growing
             if len(complete) > len(checks):
-                checks += [checker.check(sentence) for sentence in complete[len(checks):]]
+                checks += [check(sentence) for sentence in complete[len(checks):]]
                 answer.summary = shown_summary(checks)
                 answer.text = wording + (head + answer.summary if answer.summary else "")
                 yield answer  # only checked sentences are ever shown
-        checks += [checker.check(sentence) for sentence in split_sentences(partial)[len(checks):]]
+        checks += [check(sentence) for sentence in split_sentences(partial)[len(checks):]]
         answer.summary = shown_summary(checks)
-        answer.summary_checks = [check.as_dict() for check in checks]
-        answer.text = wording + (head + answer.summary if answer.summary else "") + left_out_note(checks)
+        answer.summary_checks = [verdict.as_dict() for verdict in checks]
+        answer.text = wording + (head + answer.summary if answer.summary else "") + left_out_note(checks, focus)
 
     def _summary(self, messages: list[dict[str, str]], evidence_count: int, max_new_tokens: int | None,
                  temperature: float | None, timings: dict[str, Any]) -> Iterator[str]:

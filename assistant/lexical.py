@@ -165,6 +165,18 @@ class LexicalIndex:
     def __len__(self) -> int:
         return self._live_rows
 
+    def rarity(self, tokens: list[str]) -> dict[str, float]:
+        """Each token's idf among the live passages (as BM25 weighs it); 0.0 for a token no passage holds, which
+        no passage can state either."""
+        with self._lock:
+            rarity = {}
+            for token in tokens:
+                term = self._vocabulary.get(token)
+                frequency = int(self._document_frequency[term]) if term is not None else 0
+                rarity[token] = float(np.log(1.0 + (self._live_rows - frequency + 0.5) / (frequency + 0.5))) \
+                    if frequency > 0 else 0.0
+            return rarity
+
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         """BM25 score of every row for the query (0 for rows without a query term, and removed rows); a term
         the query repeats counts as often as it is repeated."""

@@ -11,6 +11,7 @@ Contract:
   `lexical_query(text, k, doc_ids)` up to k (Chunk, BM25 score) pairs. Both return guidance passages
   (kind `body`) of committed documents only, optionally restricted to some documents, and never fail on
   a chunk another process removed meanwhile.
+- `term_rarity(text)` weighs the words of `text` by how few committed passages hold them (BM25's idf).
 - The lexical index (assistant.lexical) is derived from the committed documents: built when the store
   opens, updated by this process's writes, and brought in step with the registry before each lexical
   query, so documents written or deleted by another process (the command line, a second app on a Chroma
@@ -352,6 +353,11 @@ class GuidelineStore:
         found = self.get([chunk_id for chunk_id, _ in hits])
         return [(found[chunk_id][0], score) for chunk_id, score in hits if chunk_id in found]
 
+    def term_rarity(self, text: str) -> dict[str, float]:
+        """The lexical terms of `text` (stemmed, stop words out), each with its idf in the library: how much it
+        singles out a few passages. 0.0 for a term no passage holds."""
+        self.sync_lexical()
+        return self.lexical.rarity(list(dict.fromkeys(tokenize([text])[0])))
 
 def _live(chunk: Chunk, committed: dict[str, DocumentInfo]) -> bool:
     """A chunk of a committed document, of the writing its registry record names."""

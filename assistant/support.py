@@ -68,11 +68,13 @@ class SentenceCheck:
     sentence: str
     supported: bool
     source: int | None = None  # the evidence number of the passage that states it
+    place: str = ""  # the sentence (or two adjacent ones) of that passage closest to it
+    on_question: bool = False  # that place concerns what the question asks (assistant.relevance)
     reasons: list[str] = field(default_factory=list)  # why no passage supports it (kinds, not the words)
 
     def as_dict(self) -> dict[str, object]:
         return {"sentence": self.sentence, "supported": self.supported, "source": self.source,
-                "reasons": self.reasons}
+                "place": self.place, "on_question": self.on_question, "reasons": self.reasons}
 
 
 def split_sentences(text: str) -> list[str]:
@@ -108,6 +110,7 @@ class _Passage:
     sentences: list[str]
     sentence_stems: list[set[str]]  # word stems of each sentence
     places: list[set[str]]  # the same, and of each two adjacent sentences
+    place_texts: list[str]  # the text of each place
 
     @classmethod
     def of(cls, item: Evidence) -> _Passage:
@@ -115,8 +118,15 @@ class _Passage:
         sentences = split_sentences(re.sub(r"\s+", " ", item.text))
         stems = [{_stem(w) for w in _words(sentence)} for sentence in sentences]
         places = stems + [a | b for a, b in zip(stems, stems[1:])]
+        place_texts = sentences + [f"{a} {b}" for a, b in zip(sentences, sentences[1:])]
         return cls(item.number, item.text, item.text.lower(), {_stem(w) for w in words}, words, sentences, stems,
-                   places)
+                   places, place_texts)
+
+    def place_of(self, sentence: str) -> str:
+        """The place (a sentence, or two adjacent) sharing most word stems with `sentence`."""
+        wanted = {_stem(w) for w in _words(sentence)}
+        best = max(range(len(self.places)), key=lambda i: (len(wanted & self.places[i]), -i), default=None)
+        return "" if best is None else self.place_texts[best]
 
 
 class SupportChecker:
@@ -135,10 +145,10 @@ class SupportChecker:
         for passage in candidates:
             problems = self.problems(_plain(sentence), passage)
             if not problems:
-                return SentenceCheck(sentence, True, passage.number)
+                return SentenceCheck(sentence, True, passage.number, passage.place_of(_plain(sentence)))
             if best is None or len(problems) < len(best):
                 best = problems
-        return SentenceCheck(sentence, False, None, best or ["no passage"])
+        return SentenceCheck(sentence, False, reasons=best or ["no passage"])
 
     def problems(self, sentence: str, passage: _Passage) -> list[str]:
         """What the sentence states that the passage does not, as kinds of claim."""

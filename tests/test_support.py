@@ -7,6 +7,7 @@ import pytest
 from assistant.answering import Answerer, left_out_note, shown_summary
 from assistant.figures import figures, unsupported_figures
 from assistant.records import Evidence
+from assistant.relevance import QuestionFocus
 from assistant.retriever import Retriever
 from assistant.support import SupportChecker, split_sentences
 
@@ -108,10 +109,16 @@ def test_sentence_split_keeps_citations_decimals_and_abbreviations():
 def test_shown_summary_and_note_leave_out_unsupported_sentences_without_repeating_them(checker):
     checks = [checker.check("Offer nitrofurantoin 100 mg modified-release twice a day for 3 days."),
               checker.check("The first-choice antibiotic is amoxicillin 500 mg [1].")]
+    checks[0].on_question = True
     assert shown_summary(checks) == "Offer nitrofurantoin 100 mg modified-release twice a day for 3 days. [1]"
-    note = left_out_note(checks)
+    note = left_out_note(checks, QuestionFocus())
     assert "1 sentence" in note and "amoxicillin" not in note and "500" not in note
-    assert "No summary is shown" in left_out_note(checks[1:])
+    assert "No summary is shown: no passage states" in left_out_note(checks[1:], QuestionFocus())
+    # supported, but not about what was asked: nothing shown, and the note says what the question asked about
+    checks[0].on_question = False
+    assert shown_summary(checks) == ""
+    note = left_out_note(checks, QuestionFocus(["methotrex"], ["methotrexate"]))
+    assert "No summary is shown" in note and '"methotrexate"' in note and "part of what the model wrote" in note
 
 
 def test_the_answer_shows_only_supported_sentences_as_they_stream(assistant, tiny_generator):
