@@ -10,6 +10,8 @@ against the options:
   acceptance check counts, the option's words or the question's key phrase appear verbatim;
 - states a wrong option: the same test for any other option, and not the right one;
 - silent: no sentence survived (the verbatim wording stands alone).
+`--resume --recheck` judges the summaries a logged run wrote under the current checks (support, and whether a
+passage sentence behind them speaks of what the question asks), retrieving again without asking the model.
 Sets: the test split (guidelines/qa/test.jsonl over the sample library) and the real-guideline questions
 (bench/data/realworld.jsonl over the real PDFs of ../shared/realworld, when present). Time to first token
 of the summary (5 passages) per answer. Each generator runs in its own process.
@@ -72,11 +74,28 @@ def judge(record: dict[str, Any], summary: str) -> str:
     return "other"
 
 
+def recheck(answerer: Any, record: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The logged summary judged again under the current checks: retrieval runs again, the model does not (it
+    would write the same words: decoding is greedy). Only the verdicts on the sentences it wrote change."""
+    from assistant.answering import shown_summary
+    from assistant.questions import clean_question
+
+    question = clean_question(record["question"], answerer.settings.max_question_chars)
+    _, found, _ = answerer.retrieve(question, [], 5)
+    check, _ = answerer.sentence_checker(question, [item for item in found.evidence if not item.withheld])
+    checks = [check(logged["sentence"]) for logged in row["checks"]]
+    return {**row, "summary": shown_summary(checks), "dropped": sum(not c.supported for c in checks),
+            "checks": [c.as_dict() for c in checks], "rechecked": True}
+
+
 def ask_all(answerer: Any, records: list[dict[str, Any]], label: str,
-            progress: benchlib.ProgressLog) -> list[dict[str, Any]]:
-    """Ask each question not already in `progress`; each row is logged there as it finishes."""
+            progress: benchlib.ProgressLog, rechecking: bool = False) -> list[dict[str, Any]]:
+    """Ask each question not already in `progress`; each row is logged there as it finishes. `rechecking`:
+    logged rows are judged under the current checks (`recheck`)."""
     for index, record in enumerate(records):
         if progress.done((label, record["id"])):
+            if rechecking:
+                progress.rows[(label, record["id"])] = recheck(answerer, record, progress.rows[(label, record["id"])])
             continue
         answer = answerer.ask(record["question"], top_k=5)
         progress.add({"id": record["id"], "set": label, "verdict": judge(record, answer.summary),
@@ -109,11 +128,12 @@ def worker(name: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any
     for pdf in sorted((ROOT / "guidelines").glob("*.pdf")):
         assistant.library.add_path(pdf)
     progress = benchlib.ProgressLog(ROOT / ".cache" / f"answers-{name}.progress.jsonl", ("set", "id"), args.resume)
-    rows = ask_all(assistant.answerer, records_of(ROOT / "guidelines/qa/test.jsonl", args.limit), "test", progress)
+    rows = ask_all(assistant.answerer, records_of(ROOT / "guidelines/qa/test.jsonl", args.limit), "test", progress,
+                   args.recheck)
     real = records_of(ROOT / "bench/data/realworld.jsonl", args.real_limit) if REALWORLD_PDFS.is_dir() else []
     for file in sorted({r["evidence"]["file"] for r in real}):
         assistant.library.add_path(REALWORLD_PDFS / file)
-    rows += ask_all(assistant.answerer, real, "real", progress)
+    rows += ask_all(assistant.answerer, real, "real", progress, args.recheck)
     return {"model": name, "title": assistant.answerer.generator.info.get("generator"), "rows": rows}
 
 
@@ -139,9 +159,13 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
                           f"{statistics.median(ttft):.2f} / {percentile(ttft, 95):.2f}" if ttft else "-"])
     header = ["generator", "set", "n", "states right option", "states a wrong option", "silent", "states none",
               "sentences dropped", "first token p50 / p95 s"]
+    rechecked = sum(bool(r.get("rechecked")) for result in results for r in result["rows"])
+    origin = (f" {rechecked} summaries were written by the model in the logged run and judged here under the "
+              "current checks (`--recheck`): retrieval ran again, the model did not; the first-token times are "
+              "those of the logged run." if rechecked else "")
     return ("## The assistant's own words, judged (bench/answers.py)\n\n"
             f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Command: "
-            f"`{benchlib.command_line()}`.\n\n" + markdown_table(header, table))
+            f"`{benchlib.command_line()}`.{origin}\n\n" + markdown_table(header, table))
 
 
 def main() -> None:
@@ -152,13 +176,17 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows a stopped run of the same code logged in .cache/ and ask only the rest")
+    parser.add_argument("--recheck", action="store_true",
+                        help="with --resume: judge the logged summaries under the current checks without asking the "
+                             "model again (retrieval runs again); the log keeps what the model wrote")
     benchlib.add_worker_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if benchlib.serve_worker(args, lambda name, data: worker(name, args, data)):
         return
     before = benchlib.load_average()
-    extra = ["--limit", str(args.limit), "--real-limit", str(args.real_limit)] + (["--resume"] if args.resume else [])
+    extra = ["--limit", str(args.limit), "--real-limit", str(args.real_limit)] + (["--resume"] if args.resume else []) \
+        + (["--recheck"] if args.recheck else [])
     results = benchlib.run_workers(__file__, args.models.split(","), extra, "answers")
     text = report(results, before, benchlib.load_average())
     print(text)
