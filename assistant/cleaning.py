@@ -30,6 +30,8 @@ class CleanPage:
     number: int
     label: str
     text: str
+    read_by: str = "text"  # text | ocr (assistant.pdf_reader)
+    ocr_confidence: float = 0.0
 
 
 def normalize_text(text: str) -> str:
@@ -164,7 +166,8 @@ def clean_pages(raw_pages: list[RawPage]) -> list[CleanPage]:
     cleaned = []
     for raw, text, printed_label in zip(raw_pages, bodies, printed):
         label = raw.label or printed_label or str(raw.number)
-        cleaned.append(CleanPage(number=raw.number, label=label, text=text.strip()))
+        cleaned.append(CleanPage(number=raw.number, label=label, text=text.strip(), read_by=raw.read_by,
+                                 ocr_confidence=raw.ocr_confidence))
     return cleaned
 
 

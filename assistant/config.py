@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,14 @@ class Settings:
     max_seconds_per_document: float = setting(600.0, "time limit for reading one PDF")
     isolate_parsing: bool = setting(True, "read PDFs in a worker process with a deadline and a memory ceiling")
     max_parse_memory_mb: int = setting(2048, "address-space limit of that worker, in MB")
+    ocr: bool = setting(True, "read pages that have no text layer (scans, letters drawn as outlines) with "
+                        "tesseract OCR")
+    ocr_language: str = setting("eng", "tesseract language codes, `+`-joined (`eng+fra`); each needs Debian's "
+                                "`tesseract-ocr-<code>`")
+    ocr_dpi: int = setting(200, "resolution pages are drawn at for OCR (bench/ocr.py weighs speed against accuracy)")
+    ocr_min_confidence: float = setting(50.0, "a page OCR reads with a lower mean word confidence (0-100) is left "
+                                        "out, and the upload says so")
+    ocr_page_seconds: float = setting(90.0, "tesseract is stopped on a page that takes longer, and the page left out")
     index_samples_on_start: bool = setting(True, "index `guidelines/*.pdf` on first start when the library is empty")
     guidelines_dir: Path = setting(PROJECT_DIR / "guidelines", "the sample guideline PDFs indexed on first start")
 
@@ -175,12 +184,17 @@ def validate(settings: Settings) -> None:
         (settings.login_attempts >= 1 and settings.login_window_seconds > 0,
          "login_attempts must be at least 1 and login_window_seconds greater than 0"),
         (settings.fusion_k >= 1 and settings.retrieval_depth >= 1, "fusion_k and retrieval_depth must be at least 1"),
+        (72 <= settings.ocr_dpi <= 600, f"ocr_dpi must be from 72 to 600 (got {settings.ocr_dpi})"),
+        (0 <= settings.ocr_min_confidence <= 100,
+         f"ocr_min_confidence must be from 0 to 100 (got {settings.ocr_min_confidence})"),
+        (bool(re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", settings.ocr_language)),
+         f"ocr_language must be tesseract language codes joined by + (got {settings.ocr_language!r})"),
     ]
     for name in ("chroma_port", "server_port"):
         checks.append((1 <= getattr(settings, name) <= 65535,
                        f"{name} must be a port number from 1 to 65535 (got {getattr(settings, name)})"))
     for name in ("chunk_tokens", "embed_batch_size", "max_file_mb", "max_pages", "max_chars",
-                 "max_seconds_per_document"):
+                 "max_seconds_per_document", "ocr_page_seconds"):
         checks.append((getattr(settings, name) > 0, f"{name} must be greater than 0 (got {getattr(settings, name)})"))
     for ok, message in checks:
         if not ok:

@@ -84,6 +84,9 @@ def _card(item: Evidence, terms: list[str], cited: bool) -> str:
                                   if item.page_label and item.page_label != str(item.page) else "")
     warning = ("<div class='not-covered'>This passage contains instruction-like text (possible prompt injection) "
                "and was not given to the model.</div>") if item.withheld else ""
+    if item.read_by == "ocr":
+        warning += (f"<div class='ev-ocr'>Read by OCR from a scanned page (mean word confidence "
+                    f"{item.ocr_confidence:.0f}%): check names and doses against the page image.</div>")
     return (
         f"<div class='evidence-card{' cited' if cited else ''}' id='evidence-{item.number}'>{warning}"
         f"<div class='ev-head'><span class='ev-num'>[{item.number}]</span> "
@@ -103,7 +106,8 @@ def documents_rows(documents: list[DocumentInfo]) -> list[list[object]]:
         name = d.file_name
         if name in twins:
             name += f"  [look-alike name: {lookalike.differences(name) or 'plain ASCII'}]"
-        rows.append([d.title, name, d.pages, d.chunks, d.added.replace("T", " ").replace("+00:00", " UTC")])
+        rows.append([d.title, name, d.pages, d.chunks, d.added.replace("T", " ").replace("+00:00", " UTC"),
+                     d.reading_note])
     return rows
 
 
@@ -119,4 +123,5 @@ CSS = """
 .ev-text{white-space:pre-wrap;font-size:0.9em;max-height:260px;overflow:auto}
 .not-covered,.disclaimer{background:#fff4e5;color:#663c00;border-radius:6px;padding:8px;margin-bottom:8px}
 .evidence-empty{color:var(--body-text-color-subdued);padding:12px}
+.ev-ocr{background:var(--background-fill-secondary);border-radius:6px;padding:6px;margin-bottom:6px;font-size:0.85em}
 """

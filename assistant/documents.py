@@ -19,11 +19,12 @@ from .config import Settings
 from .encoder import Encoder
 from .errors import DocumentError
 from .naming import document_names
+from .ocr import OcrOptions
 from .passage_kinds import classify
 from .pdf_reader import Limits, RawDocument, check_bytes, read_pdf
 from .records import Chunk, DocumentInfo
 
-PageCallback = Callable[[int, int], None]  # (page done, pages in all)
+PageCallback = Callable[..., None]  # (pages done, pages in all), and (index, pages in all, "ocr") before OCR
 Reader = Callable[..., RawDocument]  # read_pdf, or an isolated worker's reader with the same signature
 
 
@@ -52,12 +53,17 @@ def limits_of(settings: Settings) -> Limits:
                   max_chars=settings.max_chars, max_seconds=settings.max_seconds_per_document)
 
 
+def ocr_options(settings: Settings) -> OcrOptions:
+    return OcrOptions(enabled=settings.ocr, language=settings.ocr_language, dpi=settings.ocr_dpi,
+                      min_confidence=settings.ocr_min_confidence, page_seconds=settings.ocr_page_seconds)
+
+
 def parse_pdf(data: bytes, file_name: str, encoder: Encoder, settings: Settings,
               on_page: PageCallback | None = None, reader: Reader = read_pdf) -> tuple[DocumentInfo, list[Chunk]]:
     """Validate, extract, clean and chunk one PDF. Raises DocumentError with what to do."""
     limits = limits_of(settings)
     check_bytes(data, limits)  # cheap refusals without a round trip to the worker
-    raw = reader(data, limits, on_page=on_page)
+    raw = reader(data, limits, on_page=on_page, ocr=ocr_options(settings))
     pages = clean_pages(raw.pages)
     doc_id = document_id(data)
     title = guess_title(pages, raw.metadata_title, file_name)
@@ -72,14 +78,15 @@ def parse_pdf(data: bytes, file_name: str, encoder: Encoder, settings: Settings,
             chunks.append(Chunk(doc_id=doc_id, file_name=file_name, title=title, page=page.number,
                                 page_label=page.label, section=span.section, chunk_index=len(chunks),
                                 char_start=span.start, char_end=span.end, text=text,
-                                kind=classify(text, span.section)))
+                                kind=classify(text, span.section), read_by=page.read_by,
+                                ocr_confidence=page.ocr_confidence))
     if not chunks:
-        raise DocumentError("The PDF has pages but no text passages could be made from them. If it is a scan, "
-                            "run OCR first (for example `ocrmypdf in.pdf out.pdf`).")
+        raise DocumentError("The PDF has pages but no text passages could be made from them. Check that this is "
+                            "the right file.")
     codes, name_text = document_names(file_name, title, pages)
     info = DocumentInfo(doc_id=doc_id, file_name=file_name, title=title, pages=len(pages), chunks=len(chunks),
                         added=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), codes=codes,
-                        name_text=name_text)
+                        name_text=name_text, reading_note=raw.reading_note)
     return info, chunks
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from .errors import CorruptPdfError, DocumentError, TooLargeError
+from .ocr import OcrOptions
 from .pdf_reader import Limits, RawDocument, read_pdf
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _receive(fd: int) -> Any:
 
 
 def serve(memory_bytes: int) -> None:
-    """Worker loop: one request (bytes, limits) at a time; page progress and the result sent back."""
+    """Worker loop: one request (bytes, limits, OCR options) at a time; page progress and the result sent back."""
     import resource
 
     if memory_bytes > 0:
@@ -62,11 +63,11 @@ def serve(memory_bytes: int) -> None:
     sys.stdout = sys.stderr  # nothing but frames may reach the pipe
     while True:
         try:
-            data, limits = _receive(requests.fileno())
+            data, limits, ocr = _receive(requests.fileno())
         except EOFError:
             return
         try:
-            document = read_pdf(data, limits, on_page=lambda i, n: _send(replies, ("page", i, n)))
+            document = read_pdf(data, limits, on_page=lambda *progress: _send(replies, ("page", *progress)), ocr=ocr)
             _send(replies, ("done", document))
         except DocumentError as error:
             _send(replies, ("refused", error))
@@ -101,13 +102,14 @@ class IsolatedReader:
             self._process.wait(5)
         self._process = None
 
-    def read(self, data: bytes, limits: Limits, on_page: Callable[[int, int], None] | None = None) -> RawDocument:
+    def read(self, data: bytes, limits: Limits, on_page: Callable[..., None] | None = None,
+             ocr: OcrOptions | None = None) -> RawDocument:
         with self._lock:
             worker = self._worker()
             deadline = time.monotonic() + limits.max_seconds
             assert worker.stdin is not None and worker.stdout is not None  # both are pipes
             try:
-                _send(worker.stdin, (data, limits))
+                _send(worker.stdin, (data, limits, ocr))
                 output = worker.stdout.fileno()
                 # selectors (poll/epoll), not select(): a busy app's pipe may be numbered above 1024
                 with selectors.DefaultSelector() as waiting:
@@ -121,7 +123,7 @@ class IsolatedReader:
                         message = _receive(output)
                         if message[0] == "page":
                             if on_page:
-                                on_page(message[1], message[2])
+                                on_page(*message[1:])
                             continue
                         if message[0] == "done":
                             return message[1]

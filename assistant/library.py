@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, str], None]  # (fraction done, what is happening)
 
 
+def reading_message(done: int, count: int, how: str = "") -> str:
+    """The progress line while pages are read: a page going to OCR takes seconds, and says so."""
+    if how == "ocr":
+        return f"Reading page {done + 1} of {count} by OCR (it has no text layer: a few seconds a page)"
+    return f"Reading page {done} of {count}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _quiet(fraction: float, message: str) -> None:
     """A progress callback for callers that do not show progress."""
 
@@ -119,7 +130,9 @@ class Library:
         verb = "Replaced the earlier version of" if older else "Indexed"
         report(1.0, "Done")
         log.info("%s %s: %d pages, %d chunks in %.1f s", status, name, info.pages, info.chunks, seconds)
-        message = f"{verb} {name}: {info.pages} pages, {info.chunks} passages, {seconds:.1f} s."
+        message = f"{verb} {name}: {_count(info.pages, 'page')}, {_count(info.chunks, 'passage')}, {seconds:.1f} s."
+        if info.reading_note:
+            message += f" {info.reading_note[0].upper()}{info.reading_note[1:]}."
         message += lookalike.warning(name, [d.file_name for d in self.documents() if d.doc_id != doc_id])
         if name != requested:
             message += (f" The library already holds a document named {requested}, so this one was added beside "
@@ -144,7 +157,7 @@ class Library:
         """Pages -> chunks -> vectors, with nothing written; a refusal comes back as the result to show."""
         try:
             info, chunks = parse_pdf(data, name, self.encoder, self.settings,
-                                     on_page=lambda i, n: report(0.5 * i / n, f"Reading page {i} of {n}"),
+                                     on_page=lambda i, n, how="": report(0.5 * i / n, reading_message(i, n, how)),
                                      reader=self.reader)
             report(0.5, f"Embedding {len(chunks)} passages")
             vectors = embed_chunks(self.encoder, chunks, self.settings.embed_batch_size,

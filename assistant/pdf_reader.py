@@ -7,10 +7,12 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CorruptPdfError, EncryptedPdfError, NotAPdfError, NoTextError, TooLargeError
+from .ocr import OcrOptions, OcrTimeout, OcrUnavailable, OcrWord, check_available
+from .ocr import read_page as ocr_page
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,8 @@ _OTHER_FORMATS = [
     (b"{\\rtf", "an RTF document"),
 ]
 _REDO = "Download it again, or re-save it from a PDF viewer (or print it to PDF), and upload the new copy."
-MIN_CHARS_PER_PAGE = 25  # below this on average, the PDF is treated as scanned
+MIN_CHARS_PER_PAGE = 25  # below this on average, the PDF is treated as scanned; a page below it is read by OCR
+MIN_OUTLINE_SHAPES = 50  # drawn shapes on a page without text that suggest letters drawn as outlines
 
 
 @dataclass
@@ -32,12 +35,37 @@ class RawPage:
     number: int  # physical page, 1-based
     label: str | None  # printed label from the PDF's /PageLabels, when the PDF declares them
     text: str
+    read_by: str = "text"  # text (the PDF's text layer) | ocr (a scanned or outlined page, read by tesseract)
+    ocr_confidence: float = 0.0  # mean word confidence (0-100) when read by OCR
+    ocr_words: list[OcrWord] = field(default_factory=list)  # the words and their boxes, when read by OCR
+    skipped: str = ""  # why the page's text was left out (too poor to read), when it was
 
 
 @dataclass
 class RawDocument:
     pages: list[RawPage]
     metadata_title: str
+
+    @property
+    def reading_note(self) -> str:
+        """Which pages OCR read, and which it could not: for the upload report and the library table."""
+        read = [page for page in self.pages if page.read_by == "ocr" and not page.skipped]
+        skipped = [page for page in self.pages if page.skipped]
+        parts = []
+        if read:
+            mean = sum(page.ocr_confidence for page in read) / len(read)
+            parts.append(f"{len(read)} of {len(self.pages)} pages read by OCR ({_pages(read)}; mean word "
+                         f"confidence {mean:.0f}%)")
+        if skipped:
+            parts.append(f"{_pages(skipped)} left out: {skipped[0].skipped}"
+                         + (" (and similar)" if len(skipped) > 1 else ""))
+        return "; ".join(parts)
+
+
+def _pages(pages: list[RawPage]) -> str:
+    numbers = [str(page.number) for page in pages]
+    shown = ", ".join(numbers[:8]) + (f" and {len(numbers) - 8} more" if len(numbers) > 8 else "")
+    return ("page " if len(numbers) == 1 else "pages ") + shown
 
 
 @dataclass(frozen=True)
@@ -173,8 +201,11 @@ def _page_count(reader: Any, limits: Limits) -> int:
     return count
 
 
-def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | None = None) -> RawDocument:
-    """Extract the text of every page, within the byte, page, character and time limits."""
+def read_pdf(data: bytes, limits: Limits, on_page: Callable[..., None] | None = None,
+             ocr: OcrOptions | None = None) -> RawDocument:
+    """Extract the text of every page, within the byte, page, character and time limits. A page without a text
+    layer is read by OCR when `ocr` is enabled; `on_page(i, n, "ocr")` says so before the page is read, and
+    `on_page(i, n)` follows every page."""
     check_bytes(data, limits)
     reader = _open(data)
     count = _page_count(reader, limits)
@@ -182,6 +213,8 @@ def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | 
     started = time.monotonic()
     pages: list[RawPage] = []
     total_chars = 0
+    rendered = _Renderer(data)
+    unavailable = ""
     for index in range(count):
         try:
             page = reader.pages[index]
@@ -190,18 +223,100 @@ def read_pdf(data: bytes, limits: Limits, on_page: Callable[[int, int], None] | 
         except Exception as error:  # indexing the rest would silently leave this page's guidance out
             raise CorruptPdfError(f"Page {index + 1} of the PDF is damaged and could not be read "
                                   f"({_short(error)}). {_REDO}") from None
-        total_chars += len(text)
+        label = labels[index] if labels and index < len(labels) else None
+        raw = RawPage(number=index + 1, label=label, text=text)
+        if len(text.strip()) < MIN_CHARS_PER_PAGE and ocr is not None and ocr.enabled and not unavailable \
+                and _has_pictures(rendered.page(index)):
+            if on_page:
+                on_page(index, count, "ocr")
+            try:
+                _read_by_ocr(raw, rendered.page(index), ocr)
+            except OcrUnavailable as error:
+                unavailable = str(error)
+        total_chars += len(raw.text)
         if total_chars > limits.max_chars:
             raise TooLargeError(f"The PDF holds more than {limits.max_chars:,} characters of text, over the limit. "
                                 "Split it into parts or raise the max_chars setting.")
         if time.monotonic() - started > limits.max_seconds:
             raise TooLargeError(f"Reading the PDF took longer than {limits.max_seconds:.0f} s, the limit for one "
                                 "document. Split it into parts or raise max_seconds_per_document.")
-        label = labels[index] if labels and index < len(labels) else None
-        pages.append(RawPage(number=index + 1, label=label, text=text))
+        pages.append(raw)
         if on_page:
             on_page(index + 1, count)
     if sum(len(p.text.strip()) for p in pages) < MIN_CHARS_PER_PAGE * max(1, min(count, 4)):
-        raise NoTextError("No text could be extracted from this PDF: it is probably a scan (pictures of pages). "
-                          "Run it through OCR first (for example `ocrmypdf in.pdf out.pdf`) and upload the result.")
+        raise NoTextError(_no_text_message(pages, ocr, unavailable))
     return RawDocument(pages=pages, metadata_title=_metadata_title(reader))
+
+
+class _Renderer:
+    """The PDF opened by pypdfium2 only when a page needs OCR (most documents never do)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.document: Any = None
+
+    def page(self, index: int) -> Any:
+        if self.document is None:
+            import pypdfium2
+
+            try:
+                self.document = pypdfium2.PdfDocument(self.data)
+            except Exception as error:
+                raise CorruptPdfError(f"The PDF's pages could not be drawn for OCR ({_short(error)}). {_REDO}") \
+                    from None
+        return self.document[index]
+
+
+def _has_pictures(page: Any) -> bool:
+    """The page holds something OCR could read: an image (a scan, a chart), or many drawn shapes (letters drawn as
+    outlines). A blank page, or one with a rule and a page number, is not worth seconds of OCR."""
+    import pypdfium2.raw as pdfium_c
+
+    shapes = 0
+    for item in page.get_objects(max_depth=3):
+        if item.type == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            return True
+        shapes += item.type == pdfium_c.FPDF_PAGEOBJ_PATH
+    return shapes >= MIN_OUTLINE_SHAPES
+
+
+def _read_by_ocr(raw: RawPage, page: Any, ocr: OcrOptions) -> None:
+    """Fill in the page's text from OCR, or say why it was left out."""
+    check_available(ocr.language)
+    try:
+        result = ocr_page(page, ocr)
+    except OcrUnavailable:
+        raise
+    except OcrTimeout as error:
+        raw.skipped = f"not readable in time ({error}, the ocr_page_seconds limit)"
+        return
+    except Exception as error:  # tesseract failing on one image must not lose the rest of the document
+        log.warning("OCR of page %d failed: %s", raw.number, _short(error))
+        raw.skipped = f"OCR failed ({_short(error)})"
+        return
+    raw.read_by, raw.ocr_confidence = "ocr", result.confidence
+    if not result.words:
+        return  # a blank page: nothing to read, nothing to report
+    if result.confidence < ocr.min_confidence:
+        raw.skipped = (f"too poor to read (mean word confidence {result.confidence:.0f}%, below the "
+                       f"{ocr.min_confidence:g}% of ocr_min_confidence)")
+        return
+    raw.text, raw.ocr_words = result.text, result.words
+
+
+def _no_text_message(pages: list[RawPage], ocr: OcrOptions | None, unavailable: str) -> str:
+    """What to do about a PDF with nothing readable, given what OCR could and could not do."""
+    if ocr is None or not ocr.enabled:
+        return ("No text could be extracted from this PDF: it is probably a scan (pictures of pages). Turn on "
+                "the ocr setting to read it here, or run it through OCR first (for example `ocrmypdf in.pdf "
+                "out.pdf`) and upload the result.")
+    if unavailable:
+        return (f"No text could be extracted from this PDF, and its pages cannot be read by OCR here: {unavailable}. "
+                "Or run it through OCR elsewhere (for example `ocrmypdf in.pdf out.pdf`) and upload the result.")
+    skipped = [page for page in pages if page.skipped]
+    if skipped:
+        return (f"Nothing in this PDF could be read reliably by OCR (page {skipped[0].number}: {skipped[0].skipped}). "
+                "Scan the paper again at 300 dpi or more, straight and in good light, or find a copy with a text "
+                "layer.")
+    return ("No text could be found in this PDF, even by OCR: its pages hold no readable words (blank pages or "
+            "pictures only). Check that this is the right file.")

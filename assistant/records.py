@@ -21,6 +21,8 @@ class Chunk:
     text: str
     kind: str = "body"  # body | references | contents | index | acknowledgements | boilerplate (passage_kinds)
     generation: int = 0  # which writing of its document this chunk belongs to (re-indexing writes the next one)
+    read_by: str = "text"  # text (the PDF's text layer) | ocr (its page was a scan, read by tesseract)
+    ocr_confidence: float = 0.0  # the page's mean OCR word confidence (0-100), when read by OCR
 
     @property
     def chunk_id(self) -> str:
@@ -53,6 +55,7 @@ class DocumentInfo:
     codes: str = ""  # guideline identifiers it carries ("NG51", "GTG52"), comma-separated (assistant.naming)
     name_text: str = ""  # the words it is known by: file name, title, its first page (assistant.naming)
     generation: int = 0  # the live writing of its chunks: a re-index commits the next one by this field alone
+    reading_note: str = ""  # pages read by OCR, and pages left out, when there were any (assistant.pdf_reader)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +81,8 @@ class Evidence:
     chunk_id: str = ""
     withheld: bool = False  # holds instruction-like text: shown to the user, never given to the model
     kind: str = "body"
+    read_by: str = "text"  # text | ocr: a passage read by OCR may hold misread words; its card says so
+    ocr_confidence: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -120,4 +120,5 @@ class Retriever:
 def to_evidence(chunk: Chunk, number: int, score: float) -> Evidence:
     return Evidence(number=number, doc_id=chunk.doc_id, file=chunk.file_name, title=chunk.title, page=chunk.page,
                     page_label=chunk.page_label, section=chunk.section, score=round(float(score), 4),
-                    text=chunk.text, chunk_id=chunk.chunk_id, kind=chunk.kind)
+                    text=chunk.text, chunk_id=chunk.chunk_id, kind=chunk.kind, read_by=chunk.read_by,
+                    ocr_confidence=chunk.ocr_confidence)

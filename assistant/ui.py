@@ -155,7 +155,8 @@ def _library_layout(assistant: Assistant) -> LibraryTab:
     results = gr.Dataframe(headers=["File", "Result", "Details"], label="Upload results", interactive=False,
                            wrap=True)
     documents = gr.Dataframe(documents_rows(assistant.library.documents()), label="Indexed documents",
-                             headers=["Title", "File", "Pages", "Passages", "Added"], interactive=False, wrap=True)
+                             headers=["Title", "File", "Pages", "Passages", "Added", "Read by OCR"],
+                             interactive=False, wrap=True)
     with gr.Row():
         to_delete = gr.Dropdown(names, label="Document", scale=3)
         delete_button = gr.Button("Delete", variant="stop", scale=1)

@@ -1,5 +1,5 @@
 """Small real PDFs made in the tests: text pages with running headers and footers, page labels,
-encryption and image-only (scanned) pages."""
+encryption, and image-only (scanned) pages: unreadable noise, or a picture of a text PDF's pages."""
 from __future__ import annotations
 
 import io
@@ -77,13 +77,18 @@ def encrypt(data: bytes, user_password: str, owner_password: str = "owner", algo
     return out.getvalue()
 
 
-def scanned_pdf(pages: int = 2) -> bytes:
-    """Pages that hold only a picture of text: what a scanner produces."""
-    from PIL import Image, ImageDraw
+def scanned_pdf(pages: int = 2, speckles: int = 3000) -> bytes:
+    """Pages that hold only a picture of speckled noise (or of nothing, with no speckles): a scan with nothing
+    OCR can read."""
+    import random
+
+    from PIL import Image
     from reportlab.lib.utils import ImageReader
 
-    image = Image.new("RGB", (600, 800), "white")
-    ImageDraw.Draw(image).text((40, 40), "Scanned guideline page: give 500 mg", fill="black")
+    rng = random.Random(7)
+    image = Image.new("L", (300, 400), 255)
+    for _ in range(speckles):
+        image.putpixel((rng.randrange(300), rng.randrange(400)), rng.randrange(160))
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, invariant=1)
     for _ in range(pages):
@@ -91,6 +96,32 @@ def scanned_pdf(pages: int = 2) -> bytes:
         pdf.showPage()
     pdf.save()
     return buffer.getvalue()
+
+
+def scan_of(data: bytes, dpi: int = 150, keep_text: set[int] | None = None) -> bytes:
+    """The PDF as a scanner would give it back: each page a picture, no text layer; pages numbered in
+    `keep_text` (1-based) keep their text instead, as in a document with a few scanned pages."""
+    import pypdfium2
+    from pypdf import PdfReader, PdfWriter
+    from reportlab.lib.utils import ImageReader
+
+    source = pypdfium2.PdfDocument(data)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, invariant=1)
+    for page in source:
+        image = page.render(scale=dpi / 72, grayscale=True).to_pil()
+        pdf.drawImage(ImageReader(image), 0, 0, width=A4[0], height=A4[1])
+        pdf.showPage()
+    pdf.save()
+    if not keep_text:
+        return buffer.getvalue()
+    scanned, original = PdfReader(io.BytesIO(buffer.getvalue())), PdfReader(io.BytesIO(data))
+    writer = PdfWriter()
+    for number, (picture, text) in enumerate(zip(scanned.pages, original.pages), 1):
+        writer.add_page(text if number in keep_text else picture)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 GUIDELINE_PAGES = [

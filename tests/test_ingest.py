@@ -368,7 +368,7 @@ BAD_INPUTS = {
                           ["declares 4 pages but 1 could be found", "Download it again"]),
     "zeros in the middle": (_overwrite(GOOD, len(GOOD) // 2, b"\x00" * 256), ["damaged", "Download it again"]),
     "password": (encrypt(GOOD, user_password="s3cret"), ["protected by a password", "without protection"]),
-    "scanned": (scanned_pdf(3), ["No text could be extracted", "OCR"]),
+    "blank scan": (scanned_pdf(2, speckles=0), ["No text could be found in this PDF, even by OCR", "right file"]),
 }
 
 

@@ -22,7 +22,10 @@ if not REALWORLD.is_dir():
     pytest.skip(reason=f"the real guideline PDFs are not available: {REALWORLD} does not exist "
                 "(they are test material kept outside the project)", allow_module_level=True)
 
-NO_TEXT_LAYER = {"india-mohfw-annual-report-2016-17-ch3.pdf", "sa-ndoh-epi-schedule-2009.pdf"}
+# no text layer: raster pages, and letters drawn as outlines. OCR takes seconds a page, so one page each is read
+# here, with words it must find on it.
+NO_TEXT_LAYER = {"india-mohfw-annual-report-2016-17-ch3.pdf": (2, ["maternal mortality ratio", "national health"]),
+                 "sa-ndoh-epi-schedule-2009.pdf": (1, ["rotavirus vaccine", "hepatitis b", "intramuscular"])}
 ENCRYPTED = {"who-imci-handbook-2005.pdf"}
 HEAVY_PAGES = 150  # documents longer than this take seconds each: run with the slow tests
 KNOWN_LABELS = {  # physical page -> printed label, checked against the PDFs by hand
@@ -53,6 +56,16 @@ def _cases():
         yield pytest.param(path, id=path.name, marks=[pytest.mark.slow] if heavy else [])
 
 
+def _one_page(data: bytes, number: int) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_page(PdfReader(io.BytesIO(data)).pages[number - 1])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def _pypdf_pages(data: bytes) -> int:
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
@@ -74,10 +87,19 @@ def test_real_guideline(path, encoder, settings, monkeypatch):
     monkeypatch.setattr(ingest, "clean_pages", spy)
 
     if path.name in NO_TEXT_LAYER:
-        with pytest.raises(NoTextError) as refused:
-            ingest.parse_pdf(data, path.name, encoder, settings)
-        assert "OCR" in str(refused.value) and "scan" in str(refused.value)
+        page, phrases = NO_TEXT_LAYER[path.name]
+        with pytest.raises(NoTextError) as refused:  # as before when OCR is off, with what to do
+            ingest.parse_pdf(data, path.name, encoder, settings.replace(ocr=False))
+        assert "Turn on the ocr setting" in str(refused.value) and "scan" in str(refused.value)
+        info, chunks = ingest.parse_pdf(_one_page(data, page), path.name, encoder, settings)
+        assert chunks and all(chunk.read_by == "ocr" and chunk.ocr_confidence >= 80 for chunk in chunks)
+        assert info.reading_note.startswith("1 of 1 pages read by OCR")
+        text = re.sub(r"\s+", " ", " ".join(chunk.text for chunk in chunks)).lower()
+        assert all(phrase in text for phrase in phrases), text[:500]
         return
+    # the text layer's hazards; OCR of the odd picture page has its own tests (test_ocr.py), and would only add
+    # minutes here
+    settings = settings.replace(ocr=False)
     if path.name in ENCRYPTED:
         assert PdfReader(io.BytesIO(data)).is_encrypted  # the test would prove nothing otherwise
     try:
