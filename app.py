@@ -50,7 +50,8 @@ def main() -> None:
                           window_seconds=settings.login_window_seconds)
     demo.launch(server_name=settings.server_name, server_port=settings.server_port, auth=auth, css=CSS,
                 show_error=False, footer_links=["api"], max_file_size=int(settings.max_file_mb * 1_000_000),
-                app_kwargs={"middleware": [throttle]})
+                app_kwargs={"middleware": [throttle]},
+                allowed_paths=[str(settings.files_dir)])  # the stored PDFs, opened at a page from evidence cards
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
+from urllib.parse import quote
 
 from . import lookalike
 from .chunking import is_heading
@@ -63,8 +65,15 @@ def answer_markdown(answer_text: str, evidence_count: int) -> str:
                   else m.group(0), safe)
 
 
-def evidence_cards(answer: Answer | None) -> str:
-    """The evidence panel: one card per passage, or a useful message when there is nothing to show."""
+def pdf_link(path: str, page: int) -> str:
+    """The stored PDF at a page, as Gradio serves it (its file route, behind the app's login); the browser's
+    PDF viewer opens it at that page."""
+    return f"gradio_api/file={quote(path)}#page={page}"
+
+
+def evidence_cards(answer: Answer | None, stored_path: Callable[[str], str] | None = None) -> str:
+    """The evidence panel: one card per passage, or a useful message when there is nothing to show.
+    `stored_path(doc_id)` gives each card a link to its PDF at the page."""
     if answer is None:
         return ("<div class='evidence-empty'>Ask a question: the guideline passages behind the answer appear "
                 "here, with document, page, section and score.</div>")
@@ -74,14 +83,19 @@ def evidence_cards(answer: Answer | None) -> str:
     header = "" if answer.covered else (
         "<div class='not-covered'>The loaded guidelines do not cover this question. These are the closest "
         "passages, for reference only.</div>")
-    return header + "".join(_card(item, terms, item.number in answer.cited) for item in answer.evidence)
+    return header + "".join(_card(item, terms, item.number in answer.cited,
+                                  pdf_link(stored_path(item.doc_id), item.page) if stored_path else "")
+                            for item in answer.evidence)
 
 
-def _card(item: Evidence, terms: list[str], cited: bool) -> str:
+def _card(item: Evidence, terms: list[str], cited: bool, link: str = "") -> str:
     width = max(0, min(100, round(item.score * 100)))
     section = f"<div class='ev-section'>{html.escape(item.section)}</div>" if item.section else ""
     page = f"page {item.page}" + (f" (printed {html.escape(item.page_label)})"
                                   if item.page_label and item.page_label != str(item.page) else "")
+    if link:
+        page = (f"<a class='ev-open' href='{html.escape(link, quote=True)}' target='_blank' rel='noopener' "
+                f"title='Open the PDF at this page'>{page}</a>")
     warning = ("<div class='not-covered'>This passage contains instruction-like text (possible prompt injection) "
                "and was not given to the model.</div>") if item.withheld else ""
     if item.read_by == "ocr":

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .answering import DISCLAIMER
+from .documents import ocr_options
 from .errors import AssistantError, QuestionError
-from .preview import render_page
+from .preview import marked_page
 from .records import Answer, Evidence
 from .service import Assistant
 
@@ -157,7 +158,8 @@ def reindex(assistant: Assistant, progress: Callable[[float, str], None]) -> lis
 
 
 def page_image(assistant: Assistant, answer: dict[str, Any] | None, number: int) -> tuple[Any, str] | None:
-    """The PDF page of evidence [number] of the last answer, and its caption; None when there is no such card."""
+    """The PDF page of evidence [number] of the last answer with the passage marked (its quoted sentences more
+    strongly), and its caption; None when there is no such card."""
     evidence = (answer or {}).get("evidence", [])
     if not 1 <= number <= len(evidence):
         return None
@@ -165,4 +167,13 @@ def page_image(assistant: Assistant, answer: dict[str, Any] | None, number: int)
     path = assistant.library.file_path(item.doc_id)
     if not path.is_file():
         raise AssistantError("The stored copy of this PDF is missing; upload it again to see its pages.")
-    return render_page(str(path), item.page), f"[{number}] {item.file}, page {item.page}"
+    quotes = quoted_sentences((answer or {}).get("text", ""), number)
+    image, boxes, _ = marked_page(str(path), item.page, item.text, quotes, ocr_options(assistant.settings))
+    where = "the passage is marked" if boxes else "the passage could not be located on the page"
+    return image, f"[{number}] {item.file}, page {item.page}: {where}" + (", the quoted sentence more strongly"
+                                                                         if any(b.strong for b in boxes) else "")
+
+
+def quoted_sentences(answer_text: str, number: int) -> list[str]:
+    """The sentences the answer quotes from evidence [number] ("Guideline wording")."""
+    return re.findall(rf"^> (.+) \[{number}\]$", answer_text, flags=re.M)

@@ -1,16 +1,29 @@
-"""A picture of a PDF page, so a clinician can see the passage in its original layout."""
+"""A picture of a PDF page, so a clinician can see the passage in its original layout, marked where it lies."""
 from __future__ import annotations
 
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from .ocr import OcrOptions, read_page
+from .page_marks import Box, PageWord, ocr_words, passage_boxes, text_layer_words
 
 _pdfium_lock = threading.Lock()  # PDFium is not thread-safe
+PASSAGE_FILL = (255, 214, 0, 70)  # translucent yellow over the passage
+QUOTE_FILL = (255, 140, 0, 110)  # stronger orange over the quoted sentences
+QUOTE_OUTLINE = (200, 90, 0, 255)
+MIN_LAYER_WORDS = 5  # fewer words in the text layer: the page is a scan, and OCR gives the words
 
 
 @lru_cache(maxsize=64)
 def render_page(path: str, page: int, width: int = 900):
     """The physical page (1-based) of a PDF as a PIL image about `width` pixels wide."""
+    image, _ = _render(path, page, width)
+    return image
+
+
+def _render(path: str, page: int, width: int) -> tuple[Any, float]:
     import pypdfium2 as pdfium
 
     with _pdfium_lock:
@@ -19,9 +32,46 @@ def render_page(path: str, page: int, width: int = 900):
             if not 1 <= page <= len(document):
                 raise ValueError(f"page {page} is outside the document (1-{len(document)})")
             pdf_page = document[page - 1]
-            scale = width / max(1.0, pdf_page.get_width())
-            image = pdf_page.render(scale=min(scale, 4.0)).to_pil()
+            scale = min(width / max(1.0, pdf_page.get_width()), 4.0)
+            image = pdf_page.render(scale=scale).to_pil()
             pdf_page.close()
-            return image
+            return image, scale
         finally:
             document.close()
+
+
+@lru_cache(maxsize=32)
+def page_words(path: str, page: int, ocr: OcrOptions) -> tuple[PageWord, ...]:
+    """The page's words with their boxes: its text layer's, or OCR's when it has none (a scan)."""
+    import pypdfium2 as pdfium
+
+    with _pdfium_lock:
+        document = pdfium.PdfDocument(Path(path))
+        try:
+            pdf_page = document[page - 1]
+            words = text_layer_words(pdf_page)
+            if len(words) < MIN_LAYER_WORDS and ocr.enabled:
+                words = ocr_words(read_page(pdf_page, ocr).words)
+            return tuple(words)
+        finally:
+            document.close()
+
+
+def marked_page(path: str, page: int, passage: str, quotes: list[str], ocr: OcrOptions,
+                width: int = 1200) -> tuple[Any, list[Box], float]:
+    """The page image with the passage marked (the quoted sentences more strongly); the boxes drawn, in PDF
+    points, and the image's pixels per point."""
+    from PIL import Image, ImageDraw
+
+    boxes = passage_boxes(list(page_words(path, page, ocr)), passage, quotes)
+    image, scale = _render(path, page, width)
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for box in sorted(boxes, key=lambda b: b.strong):  # quotes drawn last, on top
+        left, top, right, bottom = box.scaled(scale)
+        area = (left - 2, top - 2, right + 2, bottom + 2)
+        if box.strong:
+            draw.rectangle(area, fill=QUOTE_FILL, outline=QUOTE_OUTLINE, width=2)
+        else:
+            draw.rectangle(area, fill=PASSAGE_FILL)
+    return Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB"), boxes, scale

@@ -101,17 +101,21 @@ def _respond(assistant: Assistant, message: str, chat: list, conversation: list,
     conversation = list(conversation or [])
     yield chat, conversation, gr.update(), None, gr.update(value="")
     answer: Answer | None = None
+
+    def stored(doc_id: str) -> str:
+        return str(assistant.library.file_path(doc_id))
+
     try:
         for answer in handlers.chat(assistant, message, conversation, top_k, temperature, max_tokens, restrict):
             chat[-1] = {"role": "assistant", "content": answer_markdown(answer.text, len(answer.evidence))}
-            yield chat, conversation, evidence_cards(answer), answer.as_dict(), gr.update()
+            yield chat, conversation, evidence_cards(answer, stored), answer.as_dict(), gr.update()
     except AssistantError as error:
         gr.Warning(str(error))
         yield chat[:-2], conversation, gr.update(), None, gr.update(value=message)
         return
     if answer is not None:
         conversation.append((answer.question, answer.text))
-        yield chat, conversation, evidence_cards(answer), answer.as_dict(), gr.update()
+        yield chat, conversation, evidence_cards(answer, stored), answer.as_dict(), gr.update()
 
 
 def _page_buttons(answer: dict | None) -> list:

@@ -124,6 +124,19 @@ def scan_of(data: bytes, dpi: int = 150, keep_text: set[int] | None = None) -> b
     return out.getvalue()
 
 
+def phrase_rects(data: bytes, page_number: int, phrase: str) -> list[tuple[float, float, float, float]]:
+    """Where PDFium's own text search finds a phrase on a page: (left, top, right, bottom) in points from the
+    top-left corner, the frame the page image is drawn in."""
+    import pypdfium2
+
+    page = pypdfium2.PdfDocument(data)[page_number - 1]
+    textpage = page.get_textpage()
+    index, count = textpage.search(phrase, match_case=False).get_next()
+    height = page.get_height()
+    rects = [textpage.get_rect(i) for i in range(textpage.count_rects(index, count))]
+    return [(left, height - top, right, height - bottom) for left, bottom, right, top in rects]
+
+
 GUIDELINE_PAGES = [
     "1 Scope\nThis protocol covers the emergency treatment of anaphylaxis in adults. "
     "Suspect anaphylaxis when airway, breathing or circulation problems start suddenly after a trigger.",

@@ -86,6 +86,13 @@ def test_uploads_stay_under_data_dir_and_leave_nothing_behind(app, tmp_path):
     assert code == 200 and str(uploads.resolve()) in str(server_path)  # in transit under data_dir
     result = client.predict(handle_file(str(pdf)), api_name="/upload")
     assert result["status"] == "indexed"
+    # the evidence card's link to the stored PDF: served to a logged-in session only
+    link = url + "gradio_api/file=" + urllib.parse.quote(str(data / "files" / f"{result['doc_id']}.pdf"))
+    with opener.open(link, timeout=30) as reply:
+        assert reply.status == 200 and reply.read(5) == b"%PDF-"
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(link, timeout=30)
+    assert anonymous.value.code in (401, 403)
     # only the file no handler took remains (Gradio's hourly clean-up and the next start remove it)
     assert [p.name for p in uploads.rglob("*.pdf")] == ["posted.pdf"]
     refused = tmp_path / "notes.pdf"
