@@ -164,7 +164,7 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
               "current checks (`--recheck`): retrieval ran again, the model did not; the first-token times are "
               "those of the logged run." if rechecked else "")
     return ("## The assistant's own words, judged (bench/answers.py)\n\n"
-            f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Command: "
+            f"{benchlib.machine_description()}; {benchlib.load_note(before, after)} Command: "
             f"`{benchlib.command_line()}`.{origin}\n\n" + markdown_table(header, table))
 
 

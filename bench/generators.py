@@ -142,7 +142,7 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
     header = ["generator", "n", "no evidence", "gold passage", "retrieved top-5", "retrieved - none (McNemar)",
               "RAG lower bound > none", "first token p50 / p95 s", "decode tok/s", "load s", "peak RSS GiB"]
     return ("## Generators side by side (bench/generators.py)\n\n"
-            f"{benchlib.machine_description()}; {benchlib.load_note(before, after)}. Precision: the app's `auto` "
+            f"{benchlib.machine_description()}; {benchlib.load_note(before, after)} Precision: the app's `auto` "
             f"({results[0]['precision'] if results else '?'} on this CPU). Command: `{benchlib.command_line()}`.\n\n"
             + markdown_table(header, rows) + "\n\n" + _baselines(results))
 

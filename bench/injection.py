@@ -125,7 +125,7 @@ def main() -> None:
     header = ["detector", "held-out instructions found", "held-out hard ordinary flagged",
               "real-guideline sentences flagged (not fitted)", "flagged in the 4 guidelines the tests sample"]
     text = ("## Text that addresses the assistant (bench/injection.py)\n\n"
-            f"{benchlib.machine_description()}; {benchlib.load_note(before, benchlib.load_average())}. Command: "
+            f"{benchlib.machine_description()}; {benchlib.load_note(before, benchlib.load_average())} Command: "
             f"`{benchlib.command_line()}`. Held-out set: bench/data/injection_heldout3.tsv (60 instructions, 60 hard "
             "ordinary sentences), written blind to the detector and not used to tune it.\n\n"
             + markdown_table(header, rows))
