@@ -86,14 +86,16 @@ def ingest(args: argparse.Namespace) -> int:
         deleted = library.delete(args.delete)
         log.info("%s %s", "Deleted" if deleted else "No document named", args.delete)
         status = 0 if deleted else 1
-    for path in tqdm(files, desc="Indexing", unit="file", disable=not files):
-        result = library.add_path(path, replace=args.replace)
+    bar = tqdm(files, desc="Indexing", unit="file", disable=not files)
+    for path in bar:  # the bar's tail says what is happening inside the file ("Reading page 3 of 13 by OCR")
+        result = library.add_path(path, progress=lambda _, message: bar.set_postfix_str(message, refresh=True),
+                                  replace=args.replace)
         tqdm.write(f"{result.status:>16}  {result.file_name}: {result.message}")
         status = status or (1 if result.status == "refused" else 0)
     if args.list or not (files or args.delete):
         for info in library.documents():
             sys.stdout.write(f"{info.file_name}\t{info.title}\t{info.pages} pages\t{info.chunks} chunks\t"
-                             f"{info.added}\n")
+                             f"{info.added}" + (f"\t{info.reading_note}" if info.reading_note else "") + "\n")
     return status
 
 

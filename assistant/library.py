@@ -43,6 +43,14 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
+def _done(verb: str, name: str, info: DocumentInfo, seconds: float) -> str:
+    """The result line of a document written: its size, time, and what OCR read or left out."""
+    message = f"{verb} {name}: {_count(info.pages, 'page')}, {_count(info.chunks, 'passage')}, {seconds:.1f} s."
+    if info.reading_note:
+        message += f" {info.reading_note[0].upper()}{info.reading_note[1:]}."
+    return message
+
+
 def _quiet(fraction: float, message: str) -> None:
     """A progress callback for callers that do not show progress."""
 
@@ -130,9 +138,7 @@ class Library:
         verb = "Replaced the earlier version of" if older else "Indexed"
         report(1.0, "Done")
         log.info("%s %s: %d pages, %d chunks in %.1f s", status, name, info.pages, info.chunks, seconds)
-        message = f"{verb} {name}: {_count(info.pages, 'page')}, {_count(info.chunks, 'passage')}, {seconds:.1f} s."
-        if info.reading_note:
-            message += f" {info.reading_note[0].upper()}{info.reading_note[1:]}."
+        message = _done(verb, name, info, seconds)
         message += lookalike.warning(name, [d.file_name for d in self.documents() if d.doc_id != doc_id])
         if name != requested:
             message += (f" The library already holds a document named {requested}, so this one was added beside "
@@ -225,8 +231,8 @@ class Library:
             info = self.store.replace_document(info, chunks, vectors)
         seconds = round(time.perf_counter() - started, 2)
         log.info("re-indexed %s: %d pages, %d chunks in %.1f s", file_name, info.pages, info.chunks, seconds)
-        return IngestResult(file_name, "re-indexed", f"Re-indexed {file_name}: {info.pages} pages, {info.chunks} "
-                            f"passages, {seconds:.1f} s.", doc_id, info.title, info.pages, info.chunks, seconds)
+        return IngestResult(file_name, "re-indexed", _done("Re-indexed", file_name, info, seconds), doc_id, info.title,
+                            info.pages, info.chunks, seconds)
 
     def tidy(self) -> list[IngestResult]:
         """What a crash left in the kept files, settled at start-up (logged): an interrupted upload or deletion

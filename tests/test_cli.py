@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from conftest import MODEL_CACHE, ROOT
-from pdfs import GUIDELINE_PAGES, make_pdf
+from pdfs import GUIDELINE_PAGES, make_pdf, scan_of
 
 pytestmark = pytest.mark.slow  # each command starts a fresh interpreter that loads the models
 
@@ -31,13 +32,18 @@ def test_ingest_command_indexes_lists_and_deletes(tmp_path, config):
     folder.mkdir()
     (folder / "protocol.pdf").write_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"))
     (folder / "notes.pdf").write_text("not a pdf at all, just some notes")
+    (folder / "scanned.pdf").write_bytes(scan_of(make_pdf(GUIDELINE_PAGES[:1])))
     indexed = run("assistant.ingest", str(folder), "--list", config=config)
     assert indexed.returncode == 1  # one file was refused, and the exit code says so
     assert "indexed  protocol.pdf" in indexed.stdout and "refused  notes.pdf" in indexed.stdout
+    assert "Reading page 1 of 1 by OCR" in indexed.stderr  # the progress bar says what takes the time
     listing = [line for line in indexed.stdout.splitlines() if "\t" in line]  # --list prints after indexing
-    assert len(listing) == 1 and listing[0].startswith("protocol.pdf\tAnaphylaxis protocol\t4 pages")
+    assert len(listing) == 2 and listing[0].startswith("protocol.pdf\tAnaphylaxis protocol\t4 pages")
+    assert listing[1].startswith("scanned.pdf\t")
+    assert re.search(r"\t1 of 1 pages read by OCR \(page 1; mean word confidence \d+%\)$", listing[1])
     deleted = run("assistant.ingest", "--delete", "protocol.pdf", "--list", config=config)
-    assert deleted.returncode == 0 and deleted.stdout == ""  # gone from the list printed after deleting
+    assert deleted.returncode == 0  # gone from the list printed after deleting
+    assert [line.split("\t")[0] for line in deleted.stdout.splitlines()] == ["scanned.pdf"]
 
 
 def test_ask_command_prints_the_answer_and_its_evidence(tmp_path, config):
