@@ -73,7 +73,7 @@ def pdf_link(path: str, page: int) -> str:
 
 def evidence_cards(answer: Answer | None, stored_path: Callable[[str], str] | None = None) -> str:
     """The evidence panel: one card per passage, or a useful message when there is nothing to show.
-    `stored_path(doc_id)` gives each card a link to its PDF at the page."""
+    `stored_path(doc_id)` gives each card a link to its PDF at the page (none when it returns "")."""
     if answer is None:
         return ("<div class='evidence-empty'>Ask a question: the guideline passages behind the answer appear "
                 "here, with document, page, section and score.</div>")
@@ -83,8 +83,9 @@ def evidence_cards(answer: Answer | None, stored_path: Callable[[str], str] | No
     header = "" if answer.covered else (
         "<div class='not-covered'>The loaded guidelines do not cover this question. These are the closest "
         "passages, for reference only.</div>")
+    paths = {item.doc_id: stored_path(item.doc_id) if stored_path else "" for item in answer.evidence}
     return header + "".join(_card(item, terms, item.number in answer.cited,
-                                  pdf_link(stored_path(item.doc_id), item.page) if stored_path else "")
+                                  pdf_link(paths[item.doc_id], item.page) if paths[item.doc_id] else "")
                             for item in answer.evidence)
 
 

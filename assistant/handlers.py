@@ -168,7 +168,8 @@ def page_image(assistant: Assistant, answer: dict[str, Any] | None, number: int)
     if not path.is_file():
         raise AssistantError("The stored copy of this PDF is missing; upload it again to see its pages.")
     quotes = quoted_sentences((answer or {}).get("text", ""), number)
-    image, boxes, _ = marked_page(str(path), item.page, item.text, quotes, ocr_options(assistant.settings))
+    image, boxes, _ = marked_page(str(path), item.page, item.text, quotes, ocr_options(assistant.settings),
+                                  scanned=item.read_by == "ocr")
     where = "the passage is marked" if boxes else "the passage could not be located on the page"
     return image, f"[{number}] {item.file}, page {item.page}: {where}" + (", the quoted sentence more strongly"
                                                                          if any(b.strong for b in boxes) else "")

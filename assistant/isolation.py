@@ -11,10 +11,12 @@ so it works from any host program (scripts, notebooks, servers) without main-mod
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import selectors
+import signal
 import struct
 import subprocess
 import sys
@@ -93,12 +95,14 @@ class IsolatedReader:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "assistant.isolation", str(self.memory_mb)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
+                start_new_session=True)  # its own process group: tesseract, its child, is stopped with it
         return self._process
 
     def _kill(self) -> None:
         if self._process is not None:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)  # the worker and any tesseract it started
             self._process.wait(5)
         self._process = None
 

@@ -8,8 +8,9 @@ expects. Marks that are not words (rules, bars of a chart read as "===") are dro
 itself doubts them. A page whose words tesseract is on average unsure of is not indexed: passages
 of misread drug names and doses would be worse than none.
 
-Runs inside the isolated reader (assistant.isolation), so a page that makes tesseract hang is stopped by
-the document's deadline, and its memory counts against the reader's ceiling.
+At upload it runs inside the isolated reader (assistant.isolation), so a page that makes tesseract hang is
+stopped by the document's deadline, and its memory counts against the reader's ceiling. The page picture
+(assistant.preview) runs it again, in the app, for the word boxes of a scanned page it marks.
 """
 from __future__ import annotations
 
@@ -85,12 +86,21 @@ def _missing(language: str) -> str:
     return ""
 
 
+def render(page: Any, options: OcrOptions) -> Any:
+    """The pypdfium2 page drawn for OCR (greyscale, at the OCR resolution)."""
+    return page.render(scale=options.dpi / 72.0, grayscale=True).to_pil()
+
+
 def read_page(page: Any, options: OcrOptions) -> OcrPage:
     """OCR one pypdfium2 page."""
+    return read_image(render(page, options), options)
+
+
+def read_image(image: Any, options: OcrOptions) -> OcrPage:
+    """OCR a page image drawn by `render` (boxes come back in PDF points of that page)."""
     import pytesseract
 
     scale = options.dpi / 72.0
-    image = page.render(scale=scale, grayscale=True).to_pil()
     try:
         data = pytesseract.image_to_data(image, lang=options.language, config=f"--dpi {options.dpi}",
                                          output_type=pytesseract.Output.DICT, timeout=options.page_seconds)

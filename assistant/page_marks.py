@@ -38,20 +38,46 @@ class PageWord:
     box: Box
 
 
-def text_layer_words(page: Any) -> list[PageWord]:
-    """The words of a pypdfium2 page's text layer, with boxes."""
+def text_layer_words(page: Any) -> tuple[list[PageWord], Turn]:
+    """The words of a pypdfium2 page's text layer, with boxes from the top-left corner of its crop box, and how
+    the page is turned when drawn (its /Rotate): boxes are joined into lines before they are turned."""
+    import pypdfium2.raw as pdfium_c
+
+    left, bottom, right, top = page.get_cropbox()
     textpage = page.get_textpage()
-    count = textpage.count_chars()
-    text = textpage.get_text_range(0, count) if count else ""
-    height = page.get_height()
-    found = []
-    for match in _WORD.finditer(text):
-        boxes = [textpage.get_charbox(i) for i in range(match.start(), match.end())]
-        left, right = min(b[0] for b in boxes), max(b[2] for b in boxes)
-        bottom, top = min(b[1] for b in boxes), max(b[3] for b in boxes)
-        found.append(PageWord(match.group().lower(), Box(left, height - top, right, height - bottom)))
-    textpage.close()
-    return found
+    try:
+        count = textpage.count_chars()
+        # one character per index, read by index: a text range may not line up with character indices
+        text = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count))
+        found = []
+        for match in _WORD.finditer(text):
+            boxes = [textpage.get_charbox(i) for i in range(match.start(), match.end())]
+            found.append(PageWord(match.group().lower(), Box(
+                min(b[0] for b in boxes) - left, top - max(b[3] for b in boxes),
+                max(b[2] for b in boxes) - left, top - min(b[1] for b in boxes))))
+        return found, Turn(page.get_rotation() % 360, right - left, top - bottom)
+    finally:
+        textpage.close()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """How a page is drawn turned (clockwise degrees), and its unturned size in points."""
+
+    degrees: int = 0
+    width: float = 0.0
+    height: float = 0.0
+
+    def box(self, box: Box) -> Box:
+        """The box as it lies on the turned page."""
+        w, h = self.width, self.height
+        if self.degrees == 90:
+            return Box(h - box.bottom, box.left, h - box.top, box.right, box.strong)
+        if self.degrees == 180:
+            return Box(w - box.right, h - box.bottom, w - box.left, h - box.top, box.strong)
+        if self.degrees == 270:
+            return Box(box.top, w - box.right, box.bottom, w - box.left, box.strong)
+        return box
 
 
 def ocr_words(words: list[Any]) -> list[PageWord]:

@@ -225,14 +225,8 @@ def read_pdf(data: bytes, limits: Limits, on_page: Callable[..., None] | None = 
                                   f"({_short(error)}). {_REDO}") from None
         label = labels[index] if labels and index < len(labels) else None
         raw = RawPage(number=index + 1, label=label, text=text)
-        if len(text.strip()) < MIN_CHARS_PER_PAGE and ocr is not None and ocr.enabled and not unavailable \
-                and _has_pictures(rendered.page(index)):
-            if on_page:
-                on_page(index, count, "ocr")
-            try:
-                _read_by_ocr(raw, rendered.page(index), ocr)
-            except OcrUnavailable as error:
-                unavailable = str(error)
+        if len(text.strip()) < MIN_CHARS_PER_PAGE and ocr is not None and ocr.enabled:
+            unavailable = _ocr_if_pictured(raw, rendered, index, count, ocr, unavailable, on_page)
         total_chars += len(raw.text)
         if total_chars > limits.max_chars:
             raise TooLargeError(f"The PDF holds more than {limits.max_chars:,} characters of text, over the limit. "
@@ -280,8 +274,33 @@ def _has_pictures(page: Any) -> bool:
     return shapes >= MIN_OUTLINE_SHAPES
 
 
+def _ocr_if_pictured(raw: RawPage, rendered: _Renderer, index: int, count: int, ocr: OcrOptions, unavailable: str,
+                     on_page: Callable[..., None] | None) -> str:
+    """OCR a page with too little text when it holds a picture; returns why OCR cannot run here, once known (the
+    pages after that are named as left out for that reason, without trying again)."""
+    try:
+        if not _has_pictures(rendered.page(index)):
+            return unavailable
+    except Exception as error:  # PDFium cannot draw a page pypdf could read: keep what the text layer had
+        raw.skipped = f"could not be drawn for OCR ({_short(error)})"
+        return unavailable
+    if unavailable:
+        raw.skipped = f"not read: {unavailable}"
+        return unavailable
+    if on_page:
+        on_page(index, count, "ocr")
+    try:
+        _read_by_ocr(raw, rendered.page(index), ocr)
+    except OcrUnavailable as error:
+        raw.skipped = f"not read: {error}"
+        return str(error)
+    return unavailable
+
+
 def _read_by_ocr(raw: RawPage, page: Any, ocr: OcrOptions) -> None:
-    """Fill in the page's text from OCR, or say why it was left out."""
+    """Fill in the page's text from OCR, or say why it was left out. A page OCR finds no words on (a photo, a
+    diagram) is not counted as read; a poor reading is dropped, and named only when the page has no text of
+    its own to fall back on."""
     check_available(ocr.language)
     try:
         result = ocr_page(page, ocr)
@@ -294,13 +313,14 @@ def _read_by_ocr(raw: RawPage, page: Any, ocr: OcrOptions) -> None:
         log.warning("OCR of page %d failed: %s", raw.number, _short(error))
         raw.skipped = f"OCR failed ({_short(error)})"
         return
-    raw.read_by, raw.ocr_confidence = "ocr", result.confidence
     if not result.words:
-        return  # a blank page: nothing to read, nothing to report
-    if result.confidence < ocr.min_confidence:
-        raw.skipped = (f"too poor to read (mean word confidence {result.confidence:.0f}%, below the "
-                       f"{ocr.min_confidence:g}% of ocr_min_confidence)")
         return
+    if result.confidence < ocr.min_confidence:
+        if not raw.text.strip():
+            raw.skipped = (f"too poor to read (mean word confidence {result.confidence:.0f}%, below the "
+                           f"{ocr.min_confidence:g}% of ocr_min_confidence)")
+        return
+    raw.read_by, raw.ocr_confidence = "ocr", result.confidence
     raw.text, raw.ocr_words = result.text, result.words
 
 

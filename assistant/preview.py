@@ -1,19 +1,21 @@
 """A picture of a PDF page, so a clinician can see the passage in its original layout, marked where it lies."""
 from __future__ import annotations
 
+import logging
 import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .ocr import OcrOptions, read_page
-from .page_marks import Box, PageWord, ocr_words, passage_boxes, text_layer_words
+from .ocr import OcrOptions, read_image
+from .ocr import render as render_for_ocr
+from .page_marks import Box, PageWord, Turn, ocr_words, passage_boxes, text_layer_words
 
+log = logging.getLogger(__name__)
 _pdfium_lock = threading.Lock()  # PDFium is not thread-safe
 PASSAGE_FILL = (255, 214, 0, 70)  # translucent yellow over the passage
 QUOTE_FILL = (255, 140, 0, 110)  # stronger orange over the quoted sentences
 QUOTE_OUTLINE = (200, 90, 0, 255)
-MIN_LAYER_WORDS = 5  # fewer words in the text layer: the page is a scan, and OCR gives the words
 
 
 @lru_cache(maxsize=64)
@@ -41,29 +43,37 @@ def _render(path: str, page: int, width: int) -> tuple[Any, float]:
 
 
 @lru_cache(maxsize=32)
-def page_words(path: str, page: int, ocr: OcrOptions) -> tuple[PageWord, ...]:
-    """The page's words with their boxes: its text layer's, or OCR's when it has none (a scan)."""
+def page_words(path: str, page: int, scanned: bool, ocr: OcrOptions) -> tuple[tuple[PageWord, ...], Turn]:
+    """The page's words with their boxes: its text layer's, or OCR's for a page the upload read by OCR. PDFium is
+    held only to draw; tesseract runs without the lock, so other previews are not kept waiting."""
     import pypdfium2 as pdfium
 
     with _pdfium_lock:
         document = pdfium.PdfDocument(Path(path))
         try:
             pdf_page = document[page - 1]
-            words = text_layer_words(pdf_page)
-            if len(words) < MIN_LAYER_WORDS and ocr.enabled:
-                words = ocr_words(read_page(pdf_page, ocr).words)
-            return tuple(words)
+            if not (scanned and ocr.enabled):
+                words, turn = text_layer_words(pdf_page)
+                return tuple(words), turn
+            image = render_for_ocr(pdf_page, ocr)
         finally:
             document.close()
+    return tuple(ocr_words(read_image(image, ocr).words)), Turn()  # OCR read the page as drawn
 
 
-def marked_page(path: str, page: int, passage: str, quotes: list[str], ocr: OcrOptions,
+def marked_page(path: str, page: int, passage: str, quotes: list[str], ocr: OcrOptions, scanned: bool = False,
                 width: int = 1200) -> tuple[Any, list[Box], float]:
     """The page image with the passage marked (the quoted sentences more strongly); the boxes drawn, in PDF
-    points, and the image's pixels per point."""
+    points, and the image's pixels per point. When the words cannot be had (OCR missing or failing), the page
+    comes unmarked."""
     from PIL import Image, ImageDraw
 
-    boxes = passage_boxes(list(page_words(path, page, ocr)), passage, quotes)
+    try:
+        words, turn = page_words(path, page, scanned, ocr)
+        boxes = [turn.box(box) for box in passage_boxes(list(words), passage, quotes)]
+    except Exception as error:  # a picture without marks beats no picture
+        log.warning("Could not find the words of page %d of %s: %s", page, Path(path).name, error)
+        boxes = []
     image, scale = _render(path, page, width)
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)

@@ -7,11 +7,11 @@ would read a faithful answer to a question nobody asked, beside evidence that lo
 
 The question's focus: of the words it shares with the evidence (a word no passage found holds cannot be
 what they answer), the few that single out the fewest passages of the library (the lexical index's idf),
-leaving out the words any clinical question uses ("which", "patient", "recommended") and the guideline's
-own name or code. A summary is shown once one of its sentences is drawn from a passage sentence that holds
-a focus word; the model repeating the question's words is not enough ("She has no red features" is the
-question talking, not the passage). A summary that never is answers another question, and the guideline's
-own wording stands alone.
+leaving out the words any clinical question uses ("which", "patient", "recommended"), guideline codes
+(NG51) and the names of the bodies that publish guidelines. A summary is shown once one of its sentences
+is drawn from a passage sentence that holds a focus word; the model repeating the question's words is not
+enough ("She has no red features" is the question talking, not the passage). A summary that never is
+answers another question, and the guideline's own wording stands alone.
 """
 from __future__ import annotations
 

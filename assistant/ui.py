@@ -103,7 +103,8 @@ def _respond(assistant: Assistant, message: str, chat: list, conversation: list,
     answer: Answer | None = None
 
     def stored(doc_id: str) -> str:
-        return str(assistant.library.file_path(doc_id))
+        path = assistant.library.file_path(doc_id)
+        return str(path) if path.is_file() else ""
 
     try:
         for answer in handlers.chat(assistant, message, conversation, top_k, temperature, max_tokens, restrict):
@@ -128,6 +129,10 @@ def _show_page(assistant: Assistant, number: int, answer: dict | None) -> Any:
         page = handlers.page_image(assistant, answer, number)
     except AssistantError as error:
         gr.Warning(str(error))
+        return gr.update(visible=False)
+    except Exception:  # a PDF PDFium cannot draw: say so rather than show Gradio's bare "Error"
+        log.exception("Could not draw page of evidence [%d]", number)
+        gr.Warning("This page could not be drawn. Open the PDF from the evidence card's page link instead.")
         return gr.update(visible=False)
     if page is None:
         return gr.update(visible=False)

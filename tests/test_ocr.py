@@ -3,9 +3,11 @@ poor to read are left out with the reason; a document with nothing readable is r
 from __future__ import annotations
 
 import dataclasses
+import io
 import shutil
 
 import pytest
+from pypdf import PdfReader, PdfWriter
 
 from assistant.display import evidence_cards
 from assistant.library import Library
@@ -78,3 +80,21 @@ def test_a_document_with_nothing_readable_is_refused_with_what_to_do(assistant, 
     for phrase in phrases:
         assert phrase in result.message, result.message
     assert [info.doc_id for info in assistant.library.documents()] == before  # nothing stored, nothing lost
+
+
+def test_a_mixed_document_names_the_pages_it_could_not_read_and_ignores_wordless_pictures(assistant):
+    # tesseract lacks the language: the text pages are indexed, the scanned one named with the reason
+    lacking = library_with(assistant, ocr_language="xyz")
+    result = lacking.add_bytes(scan_of(make_pdf(GUIDELINE_PAGES[:2]), keep_text={1}), "half-read.pdf")
+    assert result.status == "indexed"
+    assert "Page 2 left out: not read: tesseract has no xyz language data" in result.message
+    # a picture with no words on it (a photo, a blank scan) is neither "read by OCR" nor "left out"
+    photo = scanned_pdf(1, speckles=0)
+    writer = PdfWriter()
+    for part in (make_pdf(GUIDELINE_PAGES[2:3]), photo):
+        for page in PdfReader(io.BytesIO(part)).pages:
+            writer.add_page(page)
+    out = io.BytesIO()
+    writer.write(out)
+    result = assistant.library.add_bytes(out.getvalue(), "with-photo.pdf")
+    assert result.status == "indexed" and "OCR" not in result.message and "left out" not in result.message
