@@ -157,7 +157,8 @@ class Answerer:
         """The verdict on each sentence of a summary: stated by a passage, and drawn from where that passage
         speaks of what the question asks."""
         checker = SupportChecker(question, usable, self.common_words)
-        focus = question_focus(question, [item.text for item in usable], self.retriever.store.term_rarity)
+        focus = question_focus(question, [item.text for item in usable], self.retriever.store.term_rarity,
+                               names=[f"{item.title} {item.file}" for item in usable])
 
         def check(sentence: str) -> SentenceCheck:
             verdict = checker.check(sentence)

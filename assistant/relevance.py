@@ -8,10 +8,11 @@ would read a faithful answer to a question nobody asked, beside evidence that lo
 The question's focus: of the words it shares with the evidence (a word no passage found holds cannot be
 what they answer), the few that single out the fewest passages of the library (the lexical index's idf),
 leaving out the words any clinical question uses ("which", "patient", "recommended"), guideline codes
-(NG51) and the names of the bodies that publish guidelines. A summary is shown once one of its sentences
-is drawn from a passage sentence that holds a focus word; the model repeating the question's words is not
-enough ("She has no red features" is the question talking, not the passage). A summary that never is
-answers another question, and the guideline's own wording stands alone.
+(NG51), the words of the documents' own titles and file names, and the names of the bodies that publish
+guidelines. A summary is shown once one of its sentences is drawn from a passage sentence that holds a
+focus word; the model repeating the question's words is not enough ("She has no red features" is the
+question talking, not the passage). A summary that never is answers another question, and the
+guideline's own wording stands alone.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ given start started starting use used using need needs needed consider considere
 she her hers he him his they them their you your ago now since seen again already still yet none never ever
 many much done develop develops developed sent show shows shown lost fallen gone came come comes taking takes
 took went goes because due despite although however also other nice who cdc sign rcog gold kdigo bts ssc
-interim pocket handbook manual pathway"""])[0])
+interim pocket handbook manual pathway protocol booklet chart policy standard"""])[0])
 
 FOCUS_TERMS = 2  # how many of the question's rarest shared words make its focus
 _WORD = re.compile(r"\w+")
@@ -53,13 +54,16 @@ class QuestionFocus:
 
 
 def question_focus(question: str, evidence_texts: list[str], rarity: Callable[[str], dict[str, float]],
-                   count: int = FOCUS_TERMS) -> QuestionFocus:
-    """The question's `count` rarest words (in the library) among those the evidence also holds."""
-    codes = {code.lower() for code in guideline_codes(question)}
+                   count: int = FOCUS_TERMS, names: list[str] | None = None) -> QuestionFocus:
+    """The question's `count` rarest words (in the library) among those the evidence also holds, leaving out the
+    words of `names` (the evidence's document titles and file names: "the Northfield protocol" names the
+    document, it does not say what is asked of it)."""
+    excluded = {code.lower() for code in guideline_codes(question)}
+    excluded |= set(tokenize([" ".join(names)])[0]) if names else set()
     held = set(tokenize([" ".join(evidence_texts)])[0]) if evidence_texts else set()
     weights = rarity(question)
     ranked = sorted((term for term, weight in weights.items()
-                     if weight > 0 and term in held and term not in _ASKING_TERMS and term not in codes
+                     if weight > 0 and term in held and term not in _ASKING_TERMS and term not in excluded
                      and not term.isdigit()), key=lambda term: -weights[term])
     terms = ranked[:count]
     spelled: dict[str, str] = {}

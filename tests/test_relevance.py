@@ -77,3 +77,16 @@ def test_a_sentence_waits_for_one_that_answers_the_question_and_then_both_show(u
     # never shown alone: the first sentence appears only with the one that answers the question
     assert all(not partial.summary or "methotrexate" in partial.summary for partial in stream)
     assert "No summary is shown" not in final.text
+
+
+def test_the_documents_own_name_is_not_the_focus():
+    """"The Northfield protocol" names the document; the question is about the dose of adrenaline."""
+    question = "What dose of intramuscular adrenaline does the Northfield anaphylaxis protocol give for adults?"
+    passage = ("Northfield General Hospital anaphylaxis protocol. Give adrenaline 500 micrograms intramuscularly "
+               "into the anterolateral thigh.")
+    rarity = {"northfield": 3.0, "protocol": 2.9, "intramuscular": 2.0, "adrenalin": 1.5, "dose": 0.5,
+              "anaphylaxi": 0.4, "adult": 0.3}.copy
+    assert question_focus(question, [passage], lambda _: rarity()).terms[:1] == ["northfield"]  # unnamed
+    named = question_focus(question, [passage], lambda _: rarity(),
+                           names=["Northfield anaphylaxis protocol northfield-anaphylaxis.pdf"])
+    assert named.terms == ["intramuscular", "adrenalin"]
