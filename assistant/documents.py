@@ -10,6 +10,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -59,11 +60,17 @@ def ocr_options(settings: Settings) -> OcrOptions:
 
 
 def parse_pdf(data: bytes, file_name: str, encoder: Encoder, settings: Settings,
-              on_page: PageCallback | None = None, reader: Reader = read_pdf) -> tuple[DocumentInfo, list[Chunk]]:
-    """Validate, extract, clean and chunk one PDF. Raises DocumentError with what to do."""
+              on_page: PageCallback | None = None, reader: Reader = read_pdf,
+              word_boxes: dict[int, list[list[Any]]] | None = None) -> tuple[DocumentInfo, list[Chunk]]:
+    """Validate, extract, clean and chunk one PDF. Raises DocumentError with what to do. `word_boxes`, when
+    given, receives the OCR word boxes of each page read by OCR ([text, left, top, right, bottom] in points)."""
     limits = limits_of(settings)
     check_bytes(data, limits)  # cheap refusals without a round trip to the worker
     raw = reader(data, limits, on_page=on_page, ocr=ocr_options(settings))
+    if word_boxes is not None:
+        word_boxes.update({page.number: [[w.text, round(w.left, 1), round(w.top, 1), round(w.right, 1),
+                                          round(w.bottom, 1)] for w in page.ocr_words]
+                           for page in raw.pages if page.ocr_words})
     pages = clean_pages(raw.pages)
     doc_id = document_id(data)
     title = guess_title(pages, raw.metadata_title, file_name)

@@ -13,8 +13,22 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def words_path(pdf_path: Path) -> Path:
+    """Where the OCR word boxes of a kept PDF are (beside it, `<doc_id>.words`)."""
+    return Path(pdf_path).with_suffix(".words")
+
+
+def read_words(pdf_path: Path, page: int) -> list[list[Any]] | None:
+    """The OCR word boxes kept for a page of a kept PDF; None when none were kept (or they cannot be read)."""
+    try:
+        return json.loads(words_path(pdf_path).read_text()).get(str(page))
+    except (OSError, ValueError):
+        return None
+
+
 class PdfFiles:
-    """`<folder>/<doc_id>.pdf` and `<doc_id>.json` ({"file_name": ..., "state": ...}) for every kept document.
+    """`<folder>/<doc_id>.pdf` and `<doc_id>.json` ({"file_name": ..., "state": ...}) for every kept document, and
+    `<doc_id>.words` for one with pages read by OCR.
 
     The manifest's state says what a crash interrupted: `pending` from saving until the store commits the
     document, `deleting` from the start of a deletion; no state once committed. `Library.tidy` reads it at
@@ -59,6 +73,18 @@ class PdfFiles:
     def remove(self, doc_id: str) -> None:
         self.path(doc_id).unlink(missing_ok=True)
         self.path(doc_id).with_suffix(".json").unlink(missing_ok=True)
+        words_path(self.path(doc_id)).unlink(missing_ok=True)
+
+    def save_words(self, doc_id: str, pages: dict[int, list[list[Any]]]) -> None:
+        """Keep the word boxes OCR found on the document's scanned pages, so its page pictures are marked without
+        reading them again: {page: [[text, left, top, right, bottom], ...]}. Nothing is kept when there are none."""
+        target = words_path(self.path(doc_id))
+        if not pages:
+            target.unlink(missing_ok=True)
+            return
+        staging = target.with_suffix(".words.part")
+        staging.write_text(json.dumps({str(page): words for page, words in pages.items()}))
+        staging.replace(target)
 
     def entries(self) -> dict[str, tuple[str, str]]:
         """Every kept PDF with a readable manifest: document id -> (file name, state)."""

@@ -114,7 +114,7 @@ class Library:
         read = self._read(data, name, report, started)
         if isinstance(read, IngestResult):
             return read
-        info, chunks, vectors = read
+        info, chunks, vectors, boxes = read
         report(0.95, "Saving")
         with self._write_lock:
             existing = self.store.get_document(doc_id)
@@ -126,6 +126,7 @@ class Library:
             chunks = [replace_fields(chunk, file_name=name) for chunk in chunks]
             self.files.save(doc_id, data, name)
             try:
+                self.files.save_words(doc_id, boxes)
                 self.store.add_document(info, chunks, vectors)
             except BaseException:
                 self.files.remove(doc_id)
@@ -159,12 +160,14 @@ class Library:
         return f"{stem} ({number}){suffix}"
 
     def _read(self, data: bytes, name: str, report: ProgressCallback, started: float
-              ) -> tuple[DocumentInfo, list[Chunk], np.ndarray] | IngestResult:
-        """Pages -> chunks -> vectors, with nothing written; a refusal comes back as the result to show."""
+              ) -> tuple[DocumentInfo, list[Chunk], np.ndarray, dict[int, list[list[Any]]]] | IngestResult:
+        """Pages -> chunks -> vectors (and OCR's word boxes), with nothing written; a refusal comes back as the
+        result to show."""
+        boxes: dict[int, list[list[Any]]] = {}
         try:
             info, chunks = parse_pdf(data, name, self.encoder, self.settings,
                                      on_page=lambda i, n, how="": report(0.5 * i / n, reading_message(i, n, how)),
-                                     reader=self.reader)
+                                     reader=self.reader, word_boxes=boxes)
             report(0.5, f"Embedding {len(chunks)} passages")
             vectors = embed_chunks(self.encoder, chunks, self.settings.embed_batch_size,
                                    lambda done: report(0.5 + 0.45 * done / len(chunks),
@@ -177,7 +180,7 @@ class Library:
             return IngestResult(name, "refused", f"The PDF could not be processed ({type(error).__name__}). It may "
                                 "be damaged: re-save it from a PDF viewer and upload it again.",
                                 seconds=round(time.perf_counter() - started, 2))
-        return info, chunks, vectors
+        return info, chunks, vectors, boxes
 
     def add_path(self, path: Path, progress: ProgressCallback | None = None, replace: bool = False) -> IngestResult:
         try:
@@ -226,9 +229,10 @@ class Library:
         read = self._read(data, file_name, _quiet, started)
         if isinstance(read, IngestResult):
             return read  # the registered writing stays as it was
-        info, chunks, vectors = read
+        info, chunks, vectors, boxes = read
         with self._write_lock:
             info = self.store.replace_document(info, chunks, vectors)
+            self.files.save_words(doc_id, boxes)
         seconds = round(time.perf_counter() - started, 2)
         log.info("re-indexed %s: %d pages, %d chunks in %.1f s", file_name, info.pages, info.chunks, seconds)
         return IngestResult(file_name, "re-indexed", _done("Re-indexed", file_name, info, seconds), doc_id, info.title,

@@ -9,8 +9,9 @@ itself doubts them. A page whose words tesseract is on average unsure of is not 
 of misread drug names and doses would be worse than none.
 
 At upload it runs inside the isolated reader (assistant.isolation), so a page that makes tesseract hang is
-stopped by the document's deadline, and its memory counts against the reader's ceiling. The page picture
-(assistant.preview) runs it again, in the app, for the word boxes of a scanned page it marks.
+stopped by the document's deadline, and its memory counts against the reader's ceiling. The word boxes are
+kept with the PDF for the page picture (assistant.preview), which reads a page again, in the app, only for a
+document indexed before they were kept.
 """
 from __future__ import annotations
 

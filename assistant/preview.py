@@ -7,7 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .ocr import OcrOptions, read_image
+from .files import read_words
+from .ocr import OcrOptions, OcrWord, read_image
 from .ocr import render as render_for_ocr
 from .page_marks import Box, PageWord, Turn, ocr_words, passage_boxes, text_layer_words
 
@@ -44,10 +45,15 @@ def _render(path: str, page: int, width: int) -> tuple[Any, float]:
 
 @lru_cache(maxsize=32)
 def page_words(path: str, page: int, scanned: bool, ocr: OcrOptions) -> tuple[tuple[PageWord, ...], Turn]:
-    """The page's words with their boxes: its text layer's, or OCR's for a page the upload read by OCR. PDFium is
-    held only to draw; tesseract runs without the lock, so other previews are not kept waiting."""
+    """The page's words with their boxes: its text layer's, or OCR's for a page the upload read by OCR (kept at
+    indexing; read again for a document indexed before they were kept). PDFium is held only to draw; tesseract
+    runs without the lock, so other previews are not kept waiting."""
     import pypdfium2 as pdfium
 
+    kept = read_words(Path(path), page) if scanned else None
+    if kept is not None:  # the boxes OCR found when the document was indexed
+        return tuple(ocr_words([OcrWord(text, left, top, right, bottom, 0.0)
+                                for text, left, top, right, bottom in kept])), Turn()
     with _pdfium_lock:
         document = pdfium.PdfDocument(Path(path))
         try:

@@ -10,7 +10,10 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 
 from assistant.display import evidence_cards
+from assistant.files import words_path
 from assistant.library import Library
+from assistant.ocr import OcrOptions
+from assistant.preview import marked_page
 from assistant.records import Answer
 from assistant.retriever import Retriever
 
@@ -44,6 +47,11 @@ def test_a_scanned_guideline_is_read_by_ocr_and_answers_questions(assistant):
     cards = evidence_cards(Answer("dose of adrenaline?", "", found, True))
     assert "Read by OCR from a scanned page" in cards
     assert assistant.library.documents()[0].reading_note.startswith("2 of 2 pages read by OCR")
+    # the word boxes OCR found are kept, so the page picture is marked without reading the page again (OCR off)
+    stored = assistant.library.file_path(result.doc_id)
+    _, boxes, _ = marked_page(str(stored), 2, best.text, [], OcrOptions(enabled=False), scanned=True)
+    assert boxes
+    assert assistant.library.delete("scanned-anaphylaxis.pdf") and not words_path(stored).exists()
 
 
 def test_each_page_of_a_mixed_document_uses_its_best_source(assistant):
