@@ -56,10 +56,15 @@ def not_covered_text(evidence: list[Evidence], threshold: float) -> str:
             "passages are shown for reference. Rephrase the question, or upload a guideline that covers it.")
 
 
+def answers_the_question(checks: list[SentenceCheck]) -> bool:
+    """One supported sentence is drawn from a passage sentence about what the question asks."""
+    return any(check.supported and check.on_question for check in checks)
+
+
 def shown_summary(checks: list[SentenceCheck]) -> str:
     """The sentences a passage supports, each ending with the citation of that passage; nothing until one of them
     is drawn from a passage sentence about what the question asks."""
-    if not any(check.supported and check.on_question for check in checks):
+    if not answers_the_question(checks):
         return ""
     shown = []
     for check in checks:
@@ -73,7 +78,7 @@ def left_out_note(checks: list[SentenceCheck], focus: QuestionFocus) -> str:
     """Why sentences the model wrote are not shown (the kinds of claim, not the unsupported words)."""
     dropped = [check for check in checks if not check.supported]
     reasons = "; ".join(sorted({reason for check in dropped for reason in check.reasons}))
-    if len(dropped) < len(checks) and not shown_summary(checks):
+    if len(dropped) < len(checks) and not answers_the_question(checks):
         asked = " or ".join(f'"{word}"' for word in focus.words)
         stated = "part of what the model wrote" if dropped else "what the model wrote"
         return (f"\n\nNo summary is shown: the passages state {stated}, but where they say it they do not speak of "

@@ -16,6 +16,7 @@ from .answering import DISCLAIMER
 from .documents import ocr_options
 from .errors import AssistantError, QuestionError
 from .preview import marked_page
+from .quotes import quoted_sentences
 from .records import Answer, Evidence
 from .service import Assistant
 
@@ -174,7 +175,3 @@ def page_image(assistant: Assistant, answer: dict[str, Any] | None, number: int)
     return image, f"[{number}] {item.file}, page {item.page}: {where}" + (", the quoted sentence more strongly"
                                                                          if any(b.strong for b in boxes) else "")
 
-
-def quoted_sentences(answer_text: str, number: int) -> list[str]:
-    """The sentences the answer quotes from evidence [number] ("Guideline wording")."""
-    return re.findall(rf"^> (.+) \[{number}\]$", answer_text, flags=re.M)

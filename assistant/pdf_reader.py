@@ -49,7 +49,7 @@ class RawDocument:
     @property
     def reading_note(self) -> str:
         """Which pages OCR read, and which it could not: for the upload report and the library table."""
-        read = [page for page in self.pages if page.read_by == "ocr" and not page.skipped]
+        read = [page for page in self.pages if page.read_by == "ocr"]
         skipped = [page for page in self.pages if page.skipped]
         parts = []
         if read:
@@ -279,7 +279,8 @@ def _ocr_if_pictured(raw: RawPage, rendered: _Renderer, index: int, count: int, 
     """OCR a page with too little text when it holds a picture; returns why OCR cannot run here, once known (the
     pages after that are named as left out for that reason, without trying again)."""
     try:
-        if not _has_pictures(rendered.page(index)):
+        page = rendered.page(index)
+        if not _has_pictures(page):
             return unavailable
     except Exception as error:  # PDFium cannot draw a page pypdf could read: keep what the text layer had
         raw.skipped = f"could not be drawn for OCR ({_short(error)})"
@@ -290,7 +291,7 @@ def _ocr_if_pictured(raw: RawPage, rendered: _Renderer, index: int, count: int, 
     if on_page:
         on_page(index, count, "ocr")
     try:
-        _read_by_ocr(raw, rendered.page(index), ocr)
+        _read_by_ocr(raw, page, ocr)
     except OcrUnavailable as error:
         raw.skipped = f"not read: {error}"
         return str(error)
@@ -304,8 +305,6 @@ def _read_by_ocr(raw: RawPage, page: Any, ocr: OcrOptions) -> None:
     check_available(ocr.language)
     try:
         result = ocr_page(page, ocr)
-    except OcrUnavailable:
-        raise
     except OcrTimeout as error:
         raw.skipped = f"not readable in time ({error}, the ocr_page_seconds limit)"
         return

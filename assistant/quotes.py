@@ -96,3 +96,8 @@ def wording_block(quotes: list[tuple[int, str]]) -> str:
     if not quotes:
         return ""
     return "Guideline wording:\n" + "\n".join(f"> {sentence} [{number}]" for number, sentence in quotes)
+
+
+def quoted_sentences(answer_text: str, number: int) -> list[str]:
+    """The sentences an answer quotes from evidence [number]: `wording_block` read back."""
+    return re.findall(rf"^> (.+) \[{number}\]$", answer_text, flags=re.M)

@@ -359,6 +359,7 @@ class GuidelineStore:
         self.sync_lexical()
         return self.lexical.rarity(list(dict.fromkeys(tokenize([text])[0])))
 
+
 def _live(chunk: Chunk, committed: dict[str, DocumentInfo]) -> bool:
     """A chunk of a committed document, of the writing its registry record names."""
     info = committed.get(chunk.doc_id)

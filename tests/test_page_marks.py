@@ -7,9 +7,10 @@ import shutil
 import pypdfium2
 import pytest
 
-from assistant.handlers import page_image, quoted_sentences
+from assistant.handlers import page_image
 from assistant.ocr import OcrOptions
 from assistant.preview import marked_page, render_page
+from assistant.quotes import quoted_sentences
 
 from pdfs import GUIDELINE_PAGES, make_pdf, phrase_rects, scan_of
 
