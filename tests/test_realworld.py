@@ -1,4 +1,5 @@
-"""Every real guideline PDF in ../shared/realworld/pdfs through `parse_pdf` with the real encoder.
+"""Every real guideline PDF in ../shared/realworld/pdfs through `parse_pdf` with the real encoder, read once: the
+reading's hazards, and the gold spans of the real-guideline questions citing it (tests/realworld_set.py).
 
 These files carry the hazards listed in ../shared/realworld/NOTES.md: encryption, no text layer, download
 stamps, private-use bullets, ligatures, soft hyphens, two columns, odd page sizes. They are read in place
@@ -18,6 +19,7 @@ import assistant.documents as ingest
 from assistant.errors import DocumentError, NoTextError
 
 from conftest import REALWORLD
+from realworld_set import RECORDS, gold_span_problems
 
 if not REALWORLD.is_dir():
     pytest.skip(reason=f"the real guideline PDFs are not available: {REALWORLD} does not exist "
@@ -88,6 +90,7 @@ def test_real_guideline(path, encoder, settings, monkeypatch):
     monkeypatch.setattr(ingest, "clean_pages", spy)
 
     if path.name in NO_TEXT_LAYER:
+        assert all(record["evidence"]["file"] != path.name for record in RECORDS)  # its spans are checked below
         page, phrases = NO_TEXT_LAYER[path.name]
         with pytest.raises(NoTextError) as refused:  # as before when OCR is off, with what to do
             ingest.parse_pdf(data, path.name, encoder, settings.replace(ocr=False))
@@ -134,3 +137,5 @@ def test_real_guideline(path, encoder, settings, monkeypatch):
     # most pages with text give at least one chunk (nothing is silently lost)
     with_text = {page.number for page in cleaned if len(page.text) > 200}
     assert with_text <= {chunk.page for chunk in chunks}
+    # the real-guideline questions citing this file are sound against this reading of it
+    assert gold_span_problems(path.name, chunks) == []
