@@ -1,7 +1,7 @@
 """How likely is this answer given this prompt: the one implementation, with and without gradients.
 
 Multiple-choice scoring uses it without gradients; the trainer uses it for the per-passage utility
-(no gradients) and for the generator loss (with gradients).
+(no gradients, prompts that share their first tokens) and for the generator loss (with gradients).
 """
 from __future__ import annotations
 
@@ -96,3 +96,59 @@ def shared_prompt_nll(model: Any, tokenizer: Any, prompt: str, completions: list
         if width > 1:
             token_logp[:, 1:] = logp[:, :-1].gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         return -(token_logp * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def common_prefix_length(rows: list[list[int]]) -> int:
+    """How many leading token ids every row shares."""
+    if not rows:
+        return 0
+    shortest = min(rows, key=len)
+    for position, token in enumerate(shortest):
+        if any(row[position] != token for row in rows):
+            return position
+    return len(shortest)
+
+
+def prefix_shared_nll(model: Any, tokenizer: Any, prompts: list[str], completions: list[str],
+                      max_length: int = 2048, min_prefix: int = 16) -> torch.Tensor:
+    """`completion_nll` for prompts that begin alike (the system prompt and the evidence header of the
+    trainer's K utility prompts), running the shared first tokens once.
+
+    The shared tokens run once with the key/value cache on; the cache is repeated per row and each row's
+    remaining prompt and completion run after it, left-padded so completions end at the last position
+    (padding in the middle is masked; positions continue from the prefix). The prefix is taken on token
+    ids, so the result is the full computation's up to float rounding. No gradients: this is for utility.
+    Falls back to `completion_nll` when the prompts share fewer than `min_prefix` tokens.
+    """
+    pairs = _encode_pairs(tokenizer, prompts, completions, max_length)
+    # every row keeps at least its last prompt token, whose logits predict the completion's first token
+    shared = min(common_prefix_length([p for p, _ in pairs]), min(len(p) for p, _ in pairs) - 1)
+    if shared < min_prefix:
+        with torch.no_grad():
+            return completion_nll(model, tokenizer, prompts, completions, max_length)
+    device = next(model.parameters()).device
+    rows = [prompt_ids[shared:] + target_ids for prompt_ids, target_ids in pairs]
+    width = max(len(row) for row in rows)
+    keep = max(len(t) for _, t in pairs) + 1
+    pad = _pad_id(tokenizer)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    target_mask = torch.zeros((len(rows), width), dtype=torch.float32)
+    for index, (row, (_, target_ids)) in enumerate(zip(rows, pairs)):
+        input_ids[index, width - len(row):] = torch.tensor(row)
+        suffix_mask[index, width - len(row):] = 1
+        target_mask[index, width - len(target_ids):] = 1.0
+    attention = torch.cat([torch.ones((len(rows), shared), dtype=torch.long), suffix_mask], dim=1)
+    positions = shared + (suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
+    with torch.no_grad():
+        first = model(input_ids=torch.tensor([pairs[0][0][:shared]], device=device), use_cache=True,
+                      logits_to_keep=1)
+        cache = first.cache
+        cache.batch_repeat_interleave(len(rows))
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                       position_ids=positions.to(device), cache=cache, use_cache=True,
+                       logits_to_keep=keep).logits[:, :-1, :].float()
+        targets = input_ids[:, width - keep + 1:].to(device)
+        token_nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        mask = target_mask[:, width - keep + 1:].to(device)
+        return (token_nll * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)

@@ -144,6 +144,37 @@ def test_shared_prompt_scoring_equals_scoring_each_option_in_full(tiny_generator
     assert torch.allclose(shared, full, atol=1e-4), (shared, full)
 
 
+def test_prefix_shared_scoring_equals_scoring_each_prompt_in_full(tiny_generator):
+    """The trainer's K utility prompts differ only in their passage: running their shared first tokens once must
+    give each row the loss the full computation gives, whatever the rows' lengths."""
+    from assistant.likelihood import common_prefix_length, prefix_shared_nll
+
+    model, tokenizer = tiny_generator.model, tiny_generator.tokenizer
+    options = {"A": "5 mg", "B": "500 micrograms"}
+    passages = ["Give 500 micrograms intramuscularly.", "Adrenaline is repeated after 5 minutes if needed. " * 6,
+                "Observe for 6 hours.", "x"]
+    prompts = [render(tokenizer, choice_messages("What dose?", options, [_evidence(text)])) for text in passages]
+    completions = ["B. 500 micrograms", "B. 500 micrograms", "B. 500 micrograms", "A. 5 mg"]
+    ids = [tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
+    assert common_prefix_length(ids) > 16  # the case the trainer is in: a long shared head
+    with torch.no_grad():
+        shared = prefix_shared_nll(model, tokenizer, prompts, completions)
+        full = completion_nll(model, tokenizer, prompts, completions)
+    assert torch.allclose(shared, full, atol=1e-4), (shared, full)
+    # prompts with nothing in common take the plain path and agree too
+    plain = prefix_shared_nll(model, tokenizer, ["alpha prompt", "omega"], ["A", "B. no"])
+    assert torch.allclose(plain, completion_nll(model, tokenizer, ["alpha prompt", "omega"], ["A", "B. no"]))
+
+
+def test_common_prefix_length():
+    from assistant.likelihood import common_prefix_length
+
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix_length([[5], [6]]) == 0
+    assert common_prefix_length([[1, 2]]) == 2
+    assert common_prefix_length([]) == 0
+
+
 def test_auto_precision_follows_the_hardware():
     from assistant.hardware import native_bf16, pick_precision
 

@@ -58,6 +58,8 @@ class TrainConfig:
     include_rationale: bool = setting(False, "target = `<letter>. <option>`, plus the record's rationale when true")
     max_length: int = setting(2048, "tokens per prompt + target; prompts are cut from the left beyond it")
     utility_batch_size: int = setting(8, "(passage, question) pairs per no-grad forward when measuring utility")
+    share_prefix: bool = setting(True, "run the utility prompts' shared head (system prompt, evidence header) "
+                                       "once per batch with the key/value cache; false = each prompt in full")
 
     # Optimisation
     lr_generator: float = setting(2e-4, "learning rate of the LoRA parameters")

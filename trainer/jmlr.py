@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from assistant.choice import choice_messages, context_order
 from assistant.documents import embedding_text
-from assistant.likelihood import completion_nll
+from assistant.likelihood import completion_nll, prefix_shared_nll
 from assistant.prompts import render
 from assistant.records import Chunk, Evidence
 from assistant.retriever import to_evidence
@@ -166,7 +166,10 @@ def candidate_scores(models: Models, examples: list[Example], with_grad: bool) -
 
 def answer_utility(models: Models, examples: list[Example], picks: list[torch.Tensor], cfg: TrainConfig
                    ) -> list[torch.Tensor]:
-    """Answer loss (mean NLL of the target) given each sampled passage alone: no gradients, eval mode."""
+    """Answer loss (mean NLL of the target) given each sampled passage alone: no gradients, eval mode.
+
+    The prompts differ only from the passage on, so their shared head (system prompt, evidence header) runs
+    once per batch (`prefix_shared_nll`, unless `share_prefix` is off)."""
     prompts, targets = [], []
     for example, chosen in zip(examples, picks):
         target = target_text(example.record, cfg.include_rationale)
@@ -185,8 +188,9 @@ def answer_utility(models: Models, examples: list[Example], picks: list[torch.Te
             size = cfg.utility_batch_size
             for start in range(0, len(order), size):
                 chunk = order[start:start + size]
-                flat[chunk] = completion_nll(generator, models.tokenizer, [prompts[i] for i in chunk],
-                                             [targets[i] for i in chunk], cfg.max_length).float().cpu()
+                score = prefix_shared_nll if cfg.share_prefix else completion_nll
+                flat[chunk] = score(generator, models.tokenizer, [prompts[i] for i in chunk],
+                                    [targets[i] for i in chunk], cfg.max_length).float().cpu()
     finally:
         generator.train(was_training)
     sizes = [len(chosen) for chosen in picks]
