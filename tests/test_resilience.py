@@ -72,7 +72,8 @@ def test_sigkill_during_a_large_upload_leaves_a_consistent_library(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "GRADIO_"))}
     env.update(ASSISTANT_DATA_DIR=str(data_dir), ASSISTANT_MODEL_CACHE=str(MODEL_CACHE),
-               ASSISTANT_INDEX_SAMPLES_ON_START="false", GRADIO_SERVER_PORT=str(port))
+               ASSISTANT_INDEX_SAMPLES_ON_START="false", GRADIO_SERVER_PORT=str(port),
+               ASSISTANT_GENERATOR_MODEL="fast")  # no question is asked: the smallest generator to load
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
