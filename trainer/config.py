@@ -45,7 +45,8 @@ class TrainConfig:
 
     # The method
     n_candidates: int = setting(20, "N passages retrieved per question with the current query encoder, every epoch")
-    k_sampled: int = setting(10, "K passages sampled per question (dynamic sampling) for the retriever loss")
+    k_sampled: int = setting(5, "K passages sampled per question (dynamic sampling) for the retriever loss; each costs "
+                                   "one no-grad forward of the generator")
     k_context: int = setting(5, "top-k passages by retriever score in the generator's prompt, best one last")
     retriever_loss: str = setting("rank", "`rank` (JMLR pairwise logistic) or `kl` (perplexity distillation)")
     tau_lm: float = setting(0.1, "`kl`: temperature on the answer losses")
@@ -85,7 +86,7 @@ class TrainConfig:
     train_limit: int = setting(0, "a seeded subset of N training questions (0 = all)")
     dev_every: int = setting(0, "dev accuracy and recall@5 every N steps and at the end, and at step 0 with "
                              "`keep_best` (0 = never)")
-    dev_limit: int = setting(50, "dev questions per dev evaluation")
+    dev_limit: int = setting(30, "dev questions per dev evaluation")
     keep_best: bool = setting(True, "with `dev_every`: `final/` is the dev evaluation (step 0, the untrained models, "
                               "included) with the best dev accuracy + recall@5 among those whose recall@5 is at "
                               "least the untrained retriever's minus `recall_tolerance`; false: the last step")
