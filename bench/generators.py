@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import resource
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from trainer.paired import mcnemar_p
 
 import benchlib
 from benchlib import ROOT, markdown_table, percentile
@@ -34,15 +35,6 @@ log = logging.getLogger("bench.generators")
 MODELS = ("fast", "balanced", "quality")
 TIMING_PROMPTS = 5
 EVIDENCE_PASSAGES = 5
-
-
-def mcnemar_p(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar p from the discordant pairs."""
-    n = only_a + only_b
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(0, min(only_a, only_b) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
 
 
 def gold_passage(library: Any, record: dict[str, Any]) -> list[Any]:

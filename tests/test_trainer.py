@@ -415,6 +415,8 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
         assert results[name]["n"] == len(QUESTIONS) and 0 <= results[name]["accuracy"] <= 1
         assert {"seen", "unseen"} <= set(results[name]) and len(results[name]["ci95"]) == 2
     assert results["base"]["recall@5"] is None
+    assert set(results["_paired"]) == {"jmlr-rag", "rag-base"}  # recomputed across the merged folders
+    assert results["_paired"]["jmlr-rag"]["n"] == len(QUESTIONS) and "## Paired differences" in text
     assert results["rag"]["recall@20"] == 1.0  # 9 passages in the store: every gold passage is in the top 20
     assert results["rag"]["recall@1"] <= results["rag"]["recall@5"] <= 1.0
     assert "(d) JMLR" in (out / "report.md").read_text() and report["meta"]["questions"] == len(QUESTIONS)

@@ -4,7 +4,8 @@
 same passage order as training (best passage last).
 
 Reported per system: accuracy with a 95% Wilson interval, recall@1/@5/@20 of the gold passage, and
-both again for the test questions on documents seen and unseen in training.
+both again for the test questions on documents seen and unseen in training; per pair of systems, the paired
+difference (trainer.paired: exact McNemar p and a paired bootstrap interval).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from assistant.records import Evidence
 
 from .baselines import baseline_accuracies
 from .config import TrainConfig
+from .paired import RESAMPLES, paired_comparisons, paired_table
 from .qa import QARecord, holds_gold, load_records, subset
 
 log = logging.getLogger(__name__)
@@ -234,7 +236,11 @@ def baselines_line(baselines: dict[str, float]) -> str:
 
 def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
                  predictions: dict[str, list[Prediction]]) -> None:
-    (out_dir / "results.json").write_text(json.dumps({**results, "_meta": meta}, indent=2, default=str))
+    paired = paired_comparisons({name: {item.id: item.correct for item in items}
+                                 for name, items in predictions.items() if results[name]["accuracy"] is not None},
+                                {item.id: item.part for items in predictions.values() for item in items})
+    (out_dir / "results.json").write_text(json.dumps({**results, "_paired": paired, "_meta": meta}, indent=2,
+                                                     default=str))
     with (out_dir / "predictions.jsonl").open("w") as handle:
         for name, items in predictions.items():
             for item in items:
@@ -249,6 +255,11 @@ def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
             "among the top k retrieved. Accuracy interval: 95% Wilson.", ""]
     if meta.get("baselines"):
         text += [baselines_line(meta["baselines"]), ""]
+    if paired:
+        text += ["## Paired differences", "", paired_table(paired, SYSTEMS), "",
+                 "Each pair on the questions both answered: a - b in accuracy points, a 95% interval from "
+                 f"{RESAMPLES} paired bootstrap resamples of the questions, and the exact McNemar p on the questions "
+                 "only one of the two got right.", ""]
     if meta.get("command"):
         text += ["Command:", "", f"    {meta['command']}", ""]
     text += training_section(out_dir, results)
@@ -327,6 +338,7 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
     for folder in inputs:
         data = json.loads((folder / "results.json").read_text())
         metas.append(data.pop("_meta"))
+        data.pop("_paired", None)  # recomputed over the merged systems
         results.update(data)
         for line in (folder / "predictions.jsonl").read_text().splitlines():
             item = json.loads(line)
