@@ -21,6 +21,7 @@ from .encoder import Encoder
 from .errors import DocumentError
 from .naming import document_names
 from .ocr import OcrOptions
+from .ocr import word_boxes as ocr_word_boxes
 from .passage_kinds import classify
 from .pdf_reader import Limits, RawDocument, check_bytes, read_pdf
 from .records import Chunk, DocumentInfo
@@ -68,9 +69,7 @@ def parse_pdf(data: bytes, file_name: str, encoder: Encoder, settings: Settings,
     check_bytes(data, limits)  # cheap refusals without a round trip to the worker
     raw = reader(data, limits, on_page=on_page, ocr=ocr_options(settings))
     if word_boxes is not None:
-        word_boxes.update({page.number: [[w.text, round(w.left, 1), round(w.top, 1), round(w.right, 1),
-                                          round(w.bottom, 1)] for w in page.ocr_words]
-                           for page in raw.pages if page.ocr_words})
+        word_boxes.update({page.number: ocr_word_boxes(page.ocr_words) for page in raw.pages if page.ocr_words})
     pages = clean_pages(raw.pages)
     doc_id = document_id(data)
     title = guess_title(pages, raw.metadata_title, file_name)

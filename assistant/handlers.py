@@ -174,4 +174,3 @@ def page_image(assistant: Assistant, answer: dict[str, Any] | None, number: int)
     where = "the passage is marked" if boxes else "the passage could not be located on the page"
     return image, f"[{number}] {item.file}, page {item.page}: {where}" + (", the quoted sentence more strongly"
                                                                          if any(b.strong for b in boxes) else "")
-

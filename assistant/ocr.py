@@ -51,6 +51,17 @@ class OcrWord:
     confidence: float
 
 
+def word_boxes(words: list[OcrWord]) -> list[list[Any]]:
+    """Words as they are kept beside the PDF: [text, left, top, right, bottom] in points, to 0.1 (no confidence:
+    the page was accepted at indexing)."""
+    return [[w.text, round(w.left, 1), round(w.top, 1), round(w.right, 1), round(w.bottom, 1)] for w in words]
+
+
+def boxed_words(boxes: list[list[Any]]) -> list[OcrWord]:
+    """`word_boxes` read back."""
+    return [OcrWord(text, left, top, right, bottom, 0.0) for text, left, top, right, bottom in boxes]
+
+
 @dataclass
 class OcrPage:
     text: str

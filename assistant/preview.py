@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import read_words
-from .ocr import OcrOptions, OcrWord, read_image
+from .ocr import OcrOptions, boxed_words, read_image
 from .ocr import render as render_for_ocr
 from .page_marks import Box, PageWord, Turn, ocr_words, passage_boxes, text_layer_words
 
@@ -52,8 +52,7 @@ def page_words(path: str, page: int, scanned: bool, ocr: OcrOptions) -> tuple[tu
 
     kept = read_words(Path(path), page) if scanned else None
     if kept is not None:  # the boxes OCR found when the document was indexed
-        return tuple(ocr_words([OcrWord(text, left, top, right, bottom, 0.0)
-                                for text, left, top, right, bottom in kept])), Turn()
+        return tuple(ocr_words(boxed_words(kept))), Turn()
     with _pdfium_lock:
         document = pdfium.PdfDocument(Path(path))
         try:
