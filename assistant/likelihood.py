@@ -27,6 +27,30 @@ def _encode_pairs(tokenizer: Any, prompts: list[str], completions: list[str], ma
     return pairs
 
 
+def _left_padded(rows: list[list[int]], target_lengths: list[int], pad: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows right-aligned (each completion ends at the last position): ids, their mask, the completions' mask."""
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    row_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    target_mask = torch.zeros((len(rows), width), dtype=torch.float32)
+    for index, (row, target_length) in enumerate(zip(rows, target_lengths)):
+        input_ids[index, width - len(row):] = torch.tensor(row)
+        row_mask[index, width - len(row):] = 1
+        target_mask[index, width - target_length:] = 1.0
+    return input_ids, row_mask, target_mask
+
+
+def _mean_completion_nll(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor, keep: int
+                         ) -> torch.Tensor:
+    """Mean NLL per completion token from the logits of the last `keep` positions (the last one dropped)."""
+    start = input_ids.shape[1] - keep + 1
+    targets = input_ids[:, start:].to(logits.device)
+    token_nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    mask = target_mask[:, start:].to(logits.device)
+    return (token_nll * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
 def completion_nll(model: Any, tokenizer: Any, prompts: list[str], completions: list[str],
                    max_length: int = 2048) -> torch.Tensor:
     """Mean negative log-likelihood per completion token, one value per (prompt, completion) pair.
@@ -39,26 +63,13 @@ def completion_nll(model: Any, tokenizer: Any, prompts: list[str], completions: 
     """
     device = next(model.parameters()).device
     pairs = _encode_pairs(tokenizer, prompts, completions, max_length)
-    width = max(len(p) + len(t) for p, t in pairs)
     keep = max(len(t) for _, t in pairs) + 1  # the position before a completion predicts its first token
-    pad = _pad_id(tokenizer)
-    input_ids = torch.full((len(pairs), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(pairs), width), dtype=torch.long)
-    target_mask = torch.zeros((len(pairs), width), dtype=torch.float32)
-    for row, (prompt_ids, target_ids) in enumerate(pairs):
-        length = len(prompt_ids) + len(target_ids)
-        input_ids[row, width - length:] = torch.tensor(prompt_ids + target_ids)
-        attention[row, width - length:] = 1
-        target_mask[row, width - len(target_ids):] = 1.0
+    input_ids, attention, target_mask = _left_padded([p + t for p, t in pairs], [len(t) for _, t in pairs],
+                                                     _pad_id(tokenizer))
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    input_ids, attention, positions = input_ids.to(device), attention.to(device), positions.to(device)
-    target_mask = target_mask.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                   logits_to_keep=keep).logits[:, :-1, :].float()
-    targets = input_ids[:, width - keep + 1:]
-    token_nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    mask = target_mask[:, width - keep + 1:]
-    return (token_nll * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                   position_ids=positions.to(device), logits_to_keep=keep).logits[:, :-1, :].float()
+    return _mean_completion_nll(logits, input_ids, target_mask, keep)
 
 
 def shared_prompt_nll(model: Any, tokenizer: Any, prompt: str, completions: list[str],
@@ -127,28 +138,17 @@ def prefix_shared_nll(model: Any, tokenizer: Any, prompts: list[str], completion
         with torch.no_grad():
             return completion_nll(model, tokenizer, prompts, completions, max_length)
     device = next(model.parameters()).device
-    rows = [prompt_ids[shared:] + target_ids for prompt_ids, target_ids in pairs]
-    width = max(len(row) for row in rows)
     keep = max(len(t) for _, t in pairs) + 1
-    pad = _pad_id(tokenizer)
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    target_mask = torch.zeros((len(rows), width), dtype=torch.float32)
-    for index, (row, (_, target_ids)) in enumerate(zip(rows, pairs)):
-        input_ids[index, width - len(row):] = torch.tensor(row)
-        suffix_mask[index, width - len(row):] = 1
-        target_mask[index, width - len(target_ids):] = 1.0
-    attention = torch.cat([torch.ones((len(rows), shared), dtype=torch.long), suffix_mask], dim=1)
+    input_ids, suffix_mask, target_mask = _left_padded([p[shared:] + t for p, t in pairs],
+                                                       [len(t) for _, t in pairs], _pad_id(tokenizer))
+    attention = torch.cat([torch.ones((len(pairs), shared), dtype=torch.long), suffix_mask], dim=1)
     positions = shared + (suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
     with torch.no_grad():
         first = model(input_ids=torch.tensor([pairs[0][0][:shared]], device=device), use_cache=True,
                       logits_to_keep=1)
         cache = first.cache
-        cache.batch_repeat_interleave(len(rows))
+        cache.batch_repeat_interleave(len(pairs))
         logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                        position_ids=positions.to(device), cache=cache, use_cache=True,
                        logits_to_keep=keep).logits[:, :-1, :].float()
-        targets = input_ids[:, width - keep + 1:].to(device)
-        token_nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        mask = target_mask[:, width - keep + 1:].to(device)
-        return (token_nll * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        return _mean_completion_nll(logits, input_ids, target_mask, keep)
