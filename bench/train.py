@@ -95,9 +95,10 @@ def full_run_minutes(cfg, joint_rate: float, dev_seconds: float, questions: int 
     `dev_every` steps and at the end, `dev_limit` questions each). Minutes, and how many dev evaluations."""
     from trainer.train import planned_steps
 
-    steps = planned_steps(cfg, min(questions, cfg.train_limit or questions), 1)
+    trained = min(questions, cfg.train_limit or questions)
+    steps = planned_steps(cfg, trained, 1)
     evaluations = len({0, steps, *range(cfg.dev_every, steps + 1, cfg.dev_every)}) if cfg.dev_every else 0
-    seconds = cfg.epochs * min(questions, cfg.train_limit or questions) / joint_rate
+    seconds = cfg.epochs * trained / joint_rate
     return (seconds + evaluations * cfg.dev_limit * dev_seconds) / 60, evaluations
 
 
@@ -129,10 +130,10 @@ def main() -> None:
         base = base.replace(batch_size=args.batch_size)
     with tempfile.TemporaryDirectory() as scratch:
         questions = (args.steps + 1) * base.batch_size
-        joint_cfg = base.replace(data_dir=args.data_dir, output_dir=scratch, train_limit=questions, checkpoint_every=0)
-        kinds = [("joint (JMLR), as configured", joint_cfg)]
         same_run = {"data_dir": args.data_dir, "output_dir": scratch, "train_limit": questions, "checkpoint_every": 0,
                     "batch_size": base.batch_size}
+        joint_cfg = base.replace(**same_run)
+        kinds = [("joint (JMLR), as configured", joint_cfg)]
         kinds += [(f"joint, {name}", load_config(args.config, changes).replace(**same_run))
                   for name, changes in args.variant]
         kinds.append((GEN_ONLY, joint_cfg.replace(lambda_ret=0.0)))
