@@ -227,5 +227,5 @@ class Answerer:
         if evidence is None:
             found = self.retriever.search(choice_query(question, options), top_k or self.settings.top_k)
             evidence = context_order(found)
-        letter, scores = self.generator.score_options(question, options, evidence)
+        letter, scores = self.generator.score_options(question, options, evidence, self.settings.choice_format)
         return letter, scores, evidence

@@ -10,6 +10,7 @@ The app needs one setting, `checkpoint`, to use all of it (`apply_checkpoint`).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ ADAPTER = "adapter"
 RETRIEVER = "retriever"
 PASSAGE_ENCODER = "passage_encoder"
 MANIFEST = "checkpoint.json"
+
+log = logging.getLogger(__name__)
 
 
 def save_models(folder: Path, generator: Any, query_model: Any, passage_model: Any | None) -> None:
@@ -39,12 +42,26 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def trained_choice_format(manifest: dict[str, Any]) -> str | None:
+    """The multiple-choice layout a checkpoint was trained on: its config's `choice_format`; `listed` for a
+    run from before that setting existed (it had only that layout); None without a manifest."""
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        return None
+    return str(config.get("choice_format", "listed"))
+
+
 def apply_checkpoint(settings: Settings) -> Settings:
-    """Fold a checkpoint's retriever and adapter into the settings (nothing to do without one)."""
+    """Fold a checkpoint's retriever, adapter and multiple-choice layout into the settings (nothing to do
+    without one): an adapter is scored on the layout it learned."""
     if not settings.checkpoint:
         return settings
     folder = Path(settings.checkpoint)
     changes: dict[str, Any] = {}
+    trained_format = trained_choice_format(read_manifest(folder))
+    if trained_format and trained_format != settings.choice_format:
+        log.info("Checkpoint %s was trained on the %s multiple-choice layout; using it.", folder.name, trained_format)
+        changes["choice_format"] = trained_format
     if (folder / RETRIEVER).is_dir():
         changes["embedding_model"] = str(folder / RETRIEVER)
     if (folder / ADAPTER).is_dir():

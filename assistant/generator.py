@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .choice import choice_completion, choice_messages
+from .choice import DEFAULT_FORMAT, choice_completion, choice_messages
 from .config import Settings
 from .errors import ModelLoadError
 from .hardware import native_bf16, pick_device, pick_precision
@@ -153,16 +153,17 @@ class Generator:
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int = 160) -> str:
         return "".join(self.stream(messages, max_new_tokens))
 
-    def score_options(self, question: str, options: dict[str, str], evidence: list[Evidence]
-                      ) -> tuple[str, dict[str, float]]:
+    def score_options(self, question: str, options: dict[str, str], evidence: list[Evidence],
+                      choice_format: str = DEFAULT_FORMAT) -> tuple[str, dict[str, float]]:
         """Pick the option the model finds most likely given the evidence.
 
-        Returns the chosen letter and, per letter, the mean log-likelihood of "<letter>. <text>".
+        Returns the chosen letter and, per letter, the mean log-likelihood per token of what `choice_format`
+        reads (assistant.choice: the option's text, or "<letter>. <text>").
         """
-        prompt = self.prompt(choice_messages(question, options, evidence))
+        prompt = self.prompt(choice_messages(question, options, evidence, choice_format))
         letters = sorted(options)
         with self._lock, torch.inference_mode():
             nll = shared_prompt_nll(self.model, self.tokenizer, prompt,
-                                    [choice_completion(letter, options) for letter in letters])
+                                    [choice_completion(letter, options, choice_format) for letter in letters])
         scores = {letter: round(-float(value), 4) for letter, value in zip(letters, nll)}
         return max(scores, key=lambda letter: scores[letter]), scores

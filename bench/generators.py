@@ -5,10 +5,12 @@
 
 Per model, in a fresh process (load time and memory are its own):
 - multiple-choice accuracy on the test split (guidelines/qa/test.jsonl), options scored as the app's
-  multiple-choice mode scores them (`Generator.score_options`): with no evidence, with the gold passage
-  only (the chunk of the guideline that holds the question's evidence span), and with the top-5 passages
-  our retriever finds for the question (`Answerer.choose`, best passage last); 95% Wilson intervals and
-  the exact McNemar p of retrieved minus none;
+  multiple-choice mode scores them (`Generator.score_options`), in each layout of `--formats` (`cloze`:
+  the option's text read as the answer; `listed`: lettered options in the prompt): with no evidence, with
+  the gold passage only (the chunk of the guideline that holds the question's evidence span), and with the
+  top-5 passages our retriever finds for the question (as `Answerer.choose`, best passage last); 95% Wilson
+  intervals and the exact McNemar p of retrieved minus none; beside them, what copying from the retrieved
+  passages scores without a model (the option whose words they hold the largest share of);
 - time to first token and decode tokens/s of `Generator.stream` on answer prompts with 5 passages
   (the app's own prompt), load time from the converted cache, and peak RSS.
 The default must be one where retrieval clearly helps: the retrieved condition's lower 95% bound above the
@@ -50,13 +52,16 @@ def gold_passage(library: Any, record: dict[str, Any]) -> list[Any]:
     return [Evidence(1, "", evidence["file"], "", int(evidence["page"]), str(evidence["page"]), "", 1.0, text)]
 
 
-def worker(name: str, limit: int, resume: bool, data_dir: Path) -> dict[str, Any]:
-    """One model: load it, score every question three ways, time the answer prompts."""
+def worker(name: str, limit: int, resume: bool, formats: list[str], data_dir: Path) -> dict[str, Any]:
+    """One model: load it, score every question three ways in each multiple-choice layout, time the answer
+    prompts."""
     from assistant.answering import Answerer
+    from assistant.choice import choice_query, context_order
     from assistant.config import load_settings
     from assistant.generator import Generator
     from assistant.prompts import answer_messages
     from assistant.service import build_assistant
+    from trainer.baselines import evidence_overlap_choice
 
     settings = load_settings(env={}, config_file=None, data_dir=data_dir, index_samples_on_start=False,
                              generator_model=name, model_cache=str(ROOT / ".cache" / "models"))
@@ -70,19 +75,24 @@ def worker(name: str, limit: int, resume: bool, data_dir: Path) -> dict[str, Any
     answerer: Answerer = assistant.answerer
     records = [json.loads(line) for line in (ROOT / "guidelines" / "qa" / "test.jsonl").read_text().splitlines()
                if line.strip()][:limit or None]
-    progress = benchlib.ProgressLog(ROOT / ".cache" / f"generators-{name}.progress.jsonl", ("id",), resume)
-    for index, record in enumerate(records):
-        if progress.done((record["id"],)):
-            continue
-        question, options = record["question"], record["options"]
-        none = generator.score_options(question, options, [])[0]
-        gold = generator.score_options(question, options, gold_passage(assistant.library, record))[0]
-        retrieved = answerer.choose(question, options, top_k=EVIDENCE_PASSAGES)[0]
-        progress.add({"id": record["id"], "answer": record["answer"], "none": none, "gold": gold,
-                      "retrieved": retrieved})
-        if index % 20 == 0:
-            log.info("%s: %d/%d", name, index + 1, len(records))
-    rows = [progress.rows[(record["id"],)] for record in records]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for choice_format in formats:
+        progress = benchlib.ProgressLog(ROOT / ".cache" / f"generators-{name}.{choice_format}.progress.jsonl",
+                                        ("id",), resume)
+        for index, record in enumerate(records):
+            if progress.done((record["id"],)):
+                continue
+            question, options = record["question"], record["options"]
+            # the retrieved condition is Answerer.choose's: the stem and options as query, best passage last
+            found = context_order(answerer.retriever.search(choice_query(question, options), EVIDENCE_PASSAGES))
+            scored = {condition: generator.score_options(question, options, evidence, choice_format)[0]
+                      for condition, evidence in (("none", []), ("gold", gold_passage(assistant.library, record)),
+                                                  ("retrieved", found))}
+            overlap = evidence_overlap_choice(options, " ".join(item.text for item in found))
+            progress.add({"id": record["id"], "answer": record["answer"], **scored, "overlap": overlap})
+            if index % 20 == 0:
+                log.info("%s, %s: %d/%d", name, choice_format, index + 1, len(records))
+        rows[choice_format] = [progress.rows[(record["id"],)] for record in records]
     timings = []
     for record in records[:TIMING_PROMPTS]:
         evidence = answerer.retrieve(record["question"], [], EVIDENCE_PASSAGES)[1].evidence
@@ -100,10 +110,9 @@ def worker(name: str, limit: int, resume: bool, data_dir: Path) -> dict[str, Any
             "rows": rows, "timings": timings}
 
 
-def summarize(result: dict[str, Any]) -> dict[str, Any]:
+def summarize(result: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     from trainer.evaluate import wilson
 
-    rows = result["rows"]
     n = len(rows)
     figures: dict[str, Any] = {"n": n}
     for condition in ("none", "gold", "retrieved"):
@@ -125,13 +134,15 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
 
     rows = []
     for result in results:
-        f = summarize(result)
-        delta = 100 * (f["retrieved"][0] - f["none"][0])
-        rows.append([f"`{result['model']}` {result['title']}", f["n"], cell(f["none"]), cell(f["gold"]),
-                     cell(f["retrieved"]), f"{delta:+.1f} (p={f['p']:.3f})", "yes" if f["helps"] else "no",
-                     f"{f['ttft_p50']:.2f} / {f['ttft_p95']:.2f}", f"{f['decode']:.1f}", f"{result['load_s']:.1f}",
-                     f"{result['peak_rss_gib']:.2f}"])
-    header = ["generator", "n", "no evidence", "gold passage", "retrieved top-5", "retrieved - none (McNemar)",
+        for choice_format, scored in result["rows"].items():
+            f = summarize(result, scored)
+            delta = 100 * (f["retrieved"][0] - f["none"][0])
+            rows.append([f"`{result['model']}` {result['title']}", f"`{choice_format}`", f["n"], cell(f["none"]),
+                         cell(f["gold"]), cell(f["retrieved"]), f"{delta:+.1f} (p={f['p']:.3f})",
+                         "yes" if f["helps"] else "no", f"{f['ttft_p50']:.2f} / {f['ttft_p95']:.2f}",
+                         f"{f['decode']:.1f}", f"{result['load_s']:.1f}", f"{result['peak_rss_gib']:.2f}"])
+    header = ["generator", "layout", "n", "no evidence", "gold passage", "retrieved top-5",
+              "retrieved - none (McNemar)",
               "RAG lower bound > none", "first token p50 / p95 s", "decode tok/s", "load s", "peak RSS GiB"]
     return ("## Generators side by side (bench/generators.py)\n\n"
             f"{benchlib.machine_description()}; {benchlib.load_note(before, after)} Precision: the app's `auto` "
@@ -144,10 +155,15 @@ def _baselines(results: list[dict[str, Any]]) -> str:
     from trainer.baselines import baseline_accuracies
     from trainer.evaluate import baselines_line
 
-    asked = {row["id"] for result in results for row in result["rows"]}
+    scored = [row for result in results for rows in result["rows"].values() for row in rows]
+    asked = {row["id"] for row in scored}
     records = [json.loads(line) for line in (ROOT / "guidelines" / "qa" / "test.jsonl").read_text().splitlines()
                if line.strip()]
-    return baselines_line(baseline_accuracies([r for r in records if r["id"] in asked]))
+    overlap = {row["id"]: row["overlap"] == row["answer"] for row in scored if "overlap" in row}
+    copying = (f" Without a model, the option whose words the retrieved top 5 hold the largest share of scores "
+               f"{100 * sum(overlap.values()) / len(overlap):.1f}% (n={len(overlap)}): the bar for reading the "
+               f"evidence rather than copying from it." if overlap else "")
+    return baselines_line(baseline_accuracies([r for r in records if r["id"] in asked])) + copying
 
 
 def main() -> None:
@@ -155,19 +171,22 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated presets or packaged keys")
     parser.add_argument("--limit", type=int, default=0, help="first N test questions (0 = all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--formats", default="cloze,listed",
+                        help="multiple-choice layouts scored side by side (assistant.choice): cloze, listed")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows a stopped run of the same code logged in .cache/ and score only the rest")
     benchlib.add_worker_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if benchlib.serve_worker(args, lambda name, data: worker(name, args.limit, args.resume, data)):
+    formats = args.formats.split(",")
+    if benchlib.serve_worker(args, lambda name, data: worker(name, args.limit, args.resume, formats, data)):
         return
     from assistant.packaged import GENERATORS, PRESETS, package_dir
 
     names = args.models.split(",") if args.models else [
         m for m in MODELS if package_dir(GENERATORS[PRESETS[m]].files[0][0]) is not None]
     before = benchlib.load_average()
-    extra = ["--limit", str(args.limit)] + (["--resume"] if args.resume else [])
+    extra = ["--limit", str(args.limit), "--formats", args.formats] + (["--resume"] if args.resume else [])
     results = benchlib.run_workers(__file__, names, extra, "generators")
     text = report(results, before, benchlib.load_average())
     print(text)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from assistant.choice import choice_messages
+from assistant.choice import choice_completion, choice_messages, choice_target
 from assistant.likelihood import completion_nll
 from assistant.prompts import ANSWER_INSTRUCTION, SYSTEM_PROMPT, answer_messages, render, sanitize
 from assistant.records import Evidence
@@ -67,8 +67,20 @@ def test_score_options_returns_a_score_per_option(tiny_generator):
 
 
 def test_choice_prompt_lists_options_and_works_without_evidence(smol_tokenizer):
-    messages = choice_messages("Which drug?", {"A": "x", "B": "y"}, [])
+    messages = choice_messages("Which drug?", {"A": "x", "B": "y"}, [], "listed")
     assert "A. x\nB. y" in messages[1]["content"] and "evidence" not in messages[1]["content"].split("Question")[0]
+    assert choice_completion("B", {"A": "x", "B": "y"}, "listed") == "B. y"
+
+
+def test_cloze_prompt_asks_the_question_alone_and_reads_the_option_text():
+    """In the cloze layout no option may leak into the prompt (copying it would be free), and the scored
+    completion is the option's own text, so a passage stating it is what raises it."""
+    options = {"A": "nitrofurantoin", "B": "trimethoprim"}
+    content = choice_messages("Which antibiotic first?", options, [_evidence("Offer nitrofurantoin.")], "cloze")[1]
+    assert "Question: Which antibiotic first?" in content["content"]
+    assert "trimethoprim" not in content["content"] and "A." not in content["content"]
+    assert choice_completion("A", options, "cloze") == "nitrofurantoin"
+    assert choice_target("B", options, "why", "cloze") == "trimethoprim\nwhy"
 
 
 def test_stream_yields_text_and_respects_max_tokens(tiny_generator):

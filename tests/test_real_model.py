@@ -68,3 +68,17 @@ def test_multiple_choice_picks_the_option_the_evidence_states(real_generator):
                            ({"A": "1 g", "B": "5 mg", "C": "50 micrograms", "D": "500 micrograms"}, "D")):
         letter, scores = real_generator.score_options(question, options, evidence)
         assert letter == right, scores
+
+
+def test_cloze_choice_follows_the_evidence_not_the_models_prior(real_generator):
+    """The same question and options, two passages that state different intervals: the default layout must
+    pick the one each passage states. (The listed layout, lettered options in the prompt, fails it: this
+    model then picks "every 60 minutes" beside the 15-minute passage.)"""
+    question = "How often is the loading dose of the study drug repeated?"
+    options = {"A": "every 5 minutes", "B": "every 15 minutes", "C": "every 30 minutes", "D": "every 60 minutes"}
+    for interval, right in (("15", "B"), ("30", "C"), ("60", "D")):
+        evidence = [Evidence(1, "d", "trial.pdf", "Study protocol", 3, "3", "3 Dosing", 0.8,
+                             f"The loading dose of the study drug is repeated every {interval} minutes until the "
+                             "target level is reached.")]
+        letter, scores = real_generator.score_options(question, options, evidence, "cloze")
+        assert letter == right, (interval, scores)

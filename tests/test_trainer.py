@@ -247,8 +247,19 @@ def test_config_reads_toml_aliases_and_refuses_unknown_keys(tmp_path):
         load_config(path)
     with pytest.raises(ValueError, match="k_sampled"):
         load_config(None, {"k_sampled": "50"})
+    with pytest.raises(ValueError, match="choice_format must be one of cloze, listed"):
+        load_config(None, {"choice_format": "letters"})
+    assert load_config(None, {"choice_format": "listed"}).assistant_settings().choice_format == "listed"
     for shipped in ("default", "smoke", "frozen"):
         load_config(ROOT / "trainer" / "configs" / f"{shipped}.toml")
+
+
+def test_a_checkpoint_names_the_layout_it_was_trained_on():
+    from assistant.checkpoint import trained_choice_format
+
+    assert trained_choice_format({"config": {"choice_format": "cloze"}}) == "cloze"
+    assert trained_choice_format({"config": {"k_context": 5}}) == "listed"  # trained before the setting: listed only
+    assert trained_choice_format({}) is None  # an adapter copied by hand: the app's own setting stands
 
 
 def test_raw_and_final_record_formats_load(tmp_path):
@@ -384,13 +395,14 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
     from trainer.evaluate import evaluate, merge_reports
     from trainer.train import train
 
-    cfg = make_cfg(max_steps=2, lr_retriever=1e-3)
+    cfg = make_cfg(max_steps=2, lr_retriever=1e-3, choice_format="listed")  # not the app's default layout
     final = train(cfg)
     manifest = json.loads((final / "checkpoint.json").read_text())
     assert manifest["base_embedding_model"] == "packaged" and manifest["config"]["k_context"] == 2
 
-    settings = cfg.assistant_settings(checkpoint=str(final), precision="fp32")
+    settings = cfg.assistant_settings(checkpoint=str(final), precision="fp32").replace(choice_format="cloze")
     assistant = build_assistant(settings)
+    assert assistant.settings.choice_format == "listed"  # the adapter is scored on the layout it learned
     assert assistant.query_encoder.source == str(final / "retriever")
     assert assistant.passage_encoder.source == _packaged_encoder()  # query side only: passages as indexed
     assert assistant.store.count() > 0 and assistant.settings.adapter_path == str(final / "adapter")
@@ -516,8 +528,9 @@ def test_answer_utility_keeps_each_passage_with_its_own_loss(tiny_generator):
     with torch.no_grad():
         expected = torch.stack([completion_nll(tiny_generator.model, tiny_generator.tokenizer,
                                                [choice_prompt(tiny_generator.tokenizer, record,
-                                                              [to_evidence(chunks[i], 1, 0.0)])],
-                                               [target_text(record)], 1024)[0] for i in picks[0].tolist()])
+                                                              [to_evidence(chunks[i], 1, 0.0)], cfg.choice_format)],
+                                               [target_text(record, False, cfg.choice_format)], 1024)[0]
+                                for i in picks[0].tolist()])
     assert torch.allclose(values, expected, atol=1e-4)
     assert len(set(values.tolist())) == 4  # distinct passages, distinct losses: a mix-up would show
 

@@ -36,6 +36,16 @@ def most_similar_choice(record: Record) -> str:
     return max(sorted(options), key=lambda letter: len(_words(options[letter]) & question))
 
 
+def evidence_overlap_choice(options: dict[str, str], evidence: str) -> str:
+    """The letter of the option whose words the evidence holds the largest share of: what copying from the
+    passages scores without a model (the bar a reader of the evidence must clear)."""
+    held = _words(evidence)
+    def share(letter: str) -> float:
+        words = _words(options[letter])
+        return len(words & held) / len(words) if words else 0.0
+    return max(sorted(options), key=share)
+
+
 def first_choice(record: Record) -> str:
     return sorted(record["options"])[0]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.config import PROJECT_DIR, Settings, load_settings
+from assistant.config import CHOICE_FORMATS, PROJECT_DIR, Settings, load_settings
 from assistant.config_loader import Source, load_dataclass, setting
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -56,7 +56,12 @@ class TrainConfig:
     gold_weight: float = setting(0.0, "variant: adds this weight x cross-entropy towards the record's gold passage "
                                  "among the candidates to the retriever loss (0 = the method's pure form)")
     lambda_ret: float = setting(1.0, "total = L_gen + lambda * L_ret; 0 freezes the retriever (baseline c)")
-    include_rationale: bool = setting(False, "target = `<letter>. <option>`, plus the record's rationale when true")
+    choice_format: str = setting(CHOICE_FORMATS[0], "multiple-choice layout trained and evaluated "
+                                 "(assistant.choice): `cloze` = the question alone, target the option's text; "
+                                 "`listed` = lettered options in the prompt, target `<letter>. <option>`. The "
+                                 "checkpoint carries it to the app")
+    include_rationale: bool = setting(False, "the target (see `choice_format`), plus the record's rationale when "
+                                      "true")
     max_length: int = setting(2048, "tokens per prompt + target; prompts are cut from the left beyond it")
     utility_batch_size: int = setting(8, "(passage, question) pairs per no-grad forward when measuring utility")
     share_prefix: bool = setting(True, "run the utility prompts' shared head (system prompt, evidence header) "
@@ -133,7 +138,8 @@ class TrainConfig:
         """The app's settings this run trains for: the app's own, with this run's store and models."""
         base = load_settings()
         values: dict[str, Any] = {"data_dir": self.data_path, "index_samples_on_start": False,
-                                  "adapter_path": "", "checkpoint": "", "model_cache": str(base.model_cache_dir)}
+                                  "adapter_path": "", "checkpoint": "", "model_cache": str(base.model_cache_dir),
+                                  "choice_format": self.choice_format}
         inherited = {"generator_model": self.generator_model, "embedding_model": self.retriever_model,
                      "collection": self.collection, "device": self.device, "model_cache": self.model_cache,
                      "guidelines_dir": resolve_path(self.guidelines_dir) if self.guidelines_dir else ""}
@@ -152,6 +158,8 @@ def validate(cfg: TrainConfig) -> None:
     checks = [
         (cfg.precision in ("nf4", "bf16", "fp32"), f"precision must be nf4, bf16 or fp32 (got {cfg.precision!r})"),
         (cfg.train_sides in ("query", "both"), f"train_sides must be query or both (got {cfg.train_sides!r})"),
+        (cfg.choice_format in CHOICE_FORMATS,
+         f"choice_format must be one of {', '.join(CHOICE_FORMATS)} (got {cfg.choice_format!r})"),
         (cfg.retriever_loss in ("rank", "kl"), f"retriever_loss must be rank or kl (got {cfg.retriever_loss!r})"),
         (cfg.utility_norm in ("none", "zscore"), f"utility_norm must be none or zscore (got {cfg.utility_norm!r})"),
         (cfg.gold_weight >= 0, f"gold_weight must be 0 or more (got {cfg.gold_weight})"),

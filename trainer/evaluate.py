@@ -99,8 +99,8 @@ def summarize(predictions: list[Prediction], retrieval: bool, scored: bool = Tru
 # Scoring
 # ---------------------------------------------------------------------------------------------
 
-def predict(generator: Any | None, retriever: Any | None, records: list[QARecord], k_context: int, desc: str
-            ) -> list[Prediction]:
+def predict(generator: Any | None, retriever: Any | None, records: list[QARecord], k_context: int, desc: str,
+            choice_format: str) -> list[Prediction]:
     """Option scoring for every question: with the top-k passages (best last) or without retrieval.
     Without a generator only retrieval is measured (chosen is empty)."""
     predictions = []
@@ -111,22 +111,23 @@ def predict(generator: Any | None, retriever: Any | None, records: list[QARecord
             found = retriever.search(choice_query(record.question, record.options), max(RECALL_AT))
             rank = gold_rank(found, record)
             evidence = context_order(found[:k_context])
-        chosen, scores = generator.score_options(record.question, record.options, evidence) if generator \
-            else ("", {})
+        chosen, scores = (generator.score_options(record.question, record.options, evidence, choice_format)
+                          if generator else ("", {}))
         predictions.append(Prediction(id=record.id, part=record.part, answer=record.answer, chosen=chosen,
                                       correct=chosen == record.answer, gold_rank=rank, scores=scores))
     return predictions
 
 
 def score_with_models(model: Any, tokenizer: Any, query_encoder: Any, store: Any, records: list[QARecord],
-                      k_context: int) -> dict[str, float]:
+                      k_context: int, choice_format: str) -> dict[str, float]:
     """Accuracy and gold recall@5 of in-memory models (the trainer's dev check), through the same scoring path."""
     from assistant.generator import Generator, LoadedGenerator
     from assistant.retriever import Retriever
 
     model.eval()
     generator = Generator(LoadedGenerator(model=model, tokenizer=tokenizer, info={}))
-    predictions = predict(generator, Retriever(query_encoder, store), records, k_context, "Dev accuracy")
+    predictions = predict(generator, Retriever(query_encoder, store), records, k_context, "Dev accuracy",
+                          choice_format)
     figures = summarize(predictions, retrieval=True)
     return {"accuracy": figures["accuracy"], "recall@5": figures["recall@5"]}
 
@@ -178,7 +179,8 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
             assistant = load_system(system_settings(cfg, checkpoints[name], precision))
         generator = None if recall_only else assistant.answerer.generator
         retriever = None if name == "base" else assistant.retriever()
-        predictions = predict(generator, retriever, records, cfg.k_context, SYSTEMS[name])
+        predictions = predict(generator, retriever, records, cfg.k_context, SYSTEMS[name],
+                              assistant.settings.choice_format)  # a checkpoint's own layout
         all_predictions[name] = predictions
         results[name] = {"system": SYSTEMS[name], "checkpoint": checkpoints.get(name, ""),
                          **summarize(predictions, retriever is not None, scored=not recall_only)}

@@ -99,9 +99,9 @@ def retriever_accuracy(scores: torch.Tensor, answer_loss: torch.Tensor) -> float
     return float((scores.argmax(dim=-1) == answer_loss.argmin(dim=-1)).float().mean())
 
 
-def choice_prompt(tokenizer: Any, record: QARecord, evidence: list[Evidence]) -> str:
-    """The multiple-choice prompt of the app's option scoring (assistant.prompts), rendered."""
-    return render(tokenizer, choice_messages(record.question, record.options, evidence))
+def choice_prompt(tokenizer: Any, record: QARecord, evidence: list[Evidence], choice_format: str) -> str:
+    """The multiple-choice prompt of the app's option scoring (assistant.choice), rendered."""
+    return render(tokenizer, choice_messages(record.question, record.options, evidence, choice_format))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,10 +172,10 @@ def answer_utility(models: Models, examples: list[Example], picks: list[torch.Te
     once per batch (`prefix_shared_nll`, unless `share_prefix` is off)."""
     prompts, targets = [], []
     for example, chosen in zip(examples, picks):
-        target = target_text(example.record, cfg.include_rationale)
+        target = target_text(example.record, cfg.include_rationale, cfg.choice_format)
         for index in chosen.tolist():
             evidence = [to_evidence(example.candidates[index], 1, 0.0)]
-            prompts.append(choice_prompt(models.tokenizer, example.record, evidence))
+            prompts.append(choice_prompt(models.tokenizer, example.record, evidence, cfg.choice_format))
             targets.append(target)
     generator = unwrap(models.generator)  # no gradients: no need to go through a DDP wrapper
     was_training = generator.training
@@ -204,8 +204,8 @@ def generator_batch(models: Models, examples: list[Example], scores: list[torch.
     for example, row in zip(examples, scores):
         best = torch.argsort(row.detach(), descending=True)[:cfg.k_context].tolist()
         evidence = [to_evidence(example.candidates[i], n, float(row[i].detach())) for n, i in enumerate(best, 1)]
-        prompts.append(choice_prompt(models.tokenizer, example.record, context_order(evidence)))
-        targets.append(target_text(example.record, cfg.include_rationale))
+        prompts.append(choice_prompt(models.tokenizer, example.record, context_order(evidence), cfg.choice_format))
+        targets.append(target_text(example.record, cfg.include_rationale, cfg.choice_format))
     return prompts, targets
 
 

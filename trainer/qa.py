@@ -86,9 +86,11 @@ def subset(records: list[QARecord], limit: int, seed: int) -> list[QARecord]:
     return [records[i] for i in chosen]
 
 
-def target_text(record: QARecord, include_rationale: bool = False) -> str:
-    """What the generator learns to produce: the same "<letter>. <option>" that option scoring reads."""
-    return choice_target(record.answer, record.options, record.rationale if include_rationale else "")
+def target_text(record: QARecord, include_rationale: bool, choice_format: str) -> str:
+    """What the generator learns to produce: what option scoring reads in that layout (the option's text, or
+    "<letter>. <option>"), with the rationale after it when asked."""
+    return choice_target(record.answer, record.options, record.rationale if include_rationale else "",
+                         choice_format)
 
 
 def _collapsed(text: str) -> str:

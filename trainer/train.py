@@ -236,7 +236,8 @@ def dev_scores(run: Run) -> dict[str, float]:
         return {"accuracy": math.nan, "recall@5": math.nan}
     records = subset(load_records(path), run.cfg.dev_limit, run.cfg.seed)
     generator = run.unwrap(run.generator)
-    result = score_with_models(generator, run.tokenizer, run.query, run.store, records, run.cfg.k_context)
+    result = score_with_models(generator, run.tokenizer, run.query, run.store, records, run.cfg.k_context,
+                               run.cfg.choice_format)
     generator.train()
     run.query.model.train()
     return result
