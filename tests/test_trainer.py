@@ -413,8 +413,9 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
     assert letter in "AB" and len(evidence) == 2
 
     # two evaluations (as when one model is still training), merged into one report
-    evaluate(cfg, str(qa_file), {}, tmp_path / "baselines", precision="fp32", systems=["base", "rag"])
-    evaluate(cfg, str(qa_file), {"jmlr": str(final)}, tmp_path / "joint", precision="fp32", systems=["jmlr"])
+    cloze = cfg.replace(choice_format="cloze")  # evaluated under the other layout: the checkpoint keeps its own
+    evaluate(cloze, str(qa_file), {}, tmp_path / "baselines", precision="fp32", systems=["base", "rag"])
+    evaluate(cloze, str(qa_file), {"jmlr": str(final)}, tmp_path / "joint", precision="fp32", systems=["jmlr"])
     out = tmp_path / "report"
     report = merge_reports([tmp_path / "baselines", tmp_path / "joint"], out)
     assert {p.name for p in out.iterdir()} >= {"report.md", "results.json", "predictions.jsonl",
@@ -428,6 +429,8 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
         assert {"seen", "unseen"} <= set(results[name]) and len(results[name]["ci95"]) == 2
     assert results["base"]["recall@5"] is None
     assert set(results["_paired"]) == {"jmlr-rag", "rag-base"}  # recomputed across the merged folders
+    assert (results["rag"]["choice_format"], results["jmlr"]["choice_format"]) == ("cloze", "listed")
+    assert "multiple-choice layout" in text and ": listed" in text
     assert results["_paired"]["jmlr-rag"]["n"] == len(QUESTIONS) and "## Paired differences" in text
     assert results["rag"]["recall@20"] == 1.0  # 9 passages in the store: every gold passage is in the top 20
     assert results["rag"]["recall@1"] <= results["rag"]["recall@5"] <= 1.0

@@ -183,6 +183,7 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
                               assistant.settings.choice_format)  # a checkpoint's own layout
         all_predictions[name] = predictions
         results[name] = {"system": SYSTEMS[name], "checkpoint": checkpoints.get(name, ""),
+                         "choice_format": assistant.settings.choice_format,
                          **summarize(predictions, retriever is not None, scored=not recall_only)}
         seconds[name] = round(time.perf_counter() - begun, 1)
         log.info("%s: accuracy %s, recall@5 %s", SYSTEMS[name], results[name]["accuracy"], results[name]["recall@5"])
@@ -250,7 +251,7 @@ def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
     text = ["# Evaluation", "", markdown_table(results), "",
             f"Test file: `{meta['test_file']}`, {meta['questions']} questions"
             + (" (a seeded random subset)" if meta["limit"] else "")
-            + f"; generator precision {meta['precision']}; "
+            + f"; generator precision {meta['precision']}; multiple-choice layout {_layouts(results)}; "
             f"{meta['k_context']} passages in context; wall time {meta['wall_seconds']:.0f} s "
             f"({', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds_per_system'].items())}).", "",
             "Recall@k: share of questions whose gold passage (same file and page, containing the gold span) is "
@@ -268,6 +269,14 @@ def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
     (out_dir / "report.md").write_text("\n".join(text))
     _plot(out_dir, results)
     log.info("Report written to %s", out_dir)
+
+
+def _layouts(results: dict[str, Any]) -> str:
+    """The systems' multiple-choice layouts (assistant.choice); reports from before the setting were listed."""
+    layouts = {name: entry.get("choice_format", "listed") for name, entry in results.items()}
+    if len(set(layouts.values())) == 1:
+        return next(iter(layouts.values()), "")
+    return ", ".join(f"{SYSTEMS[name]}: {layout}" for name, layout in layouts.items())
 
 
 def training_section(out_dir: Path, results: dict[str, Any]) -> list[str]:
