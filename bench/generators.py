@@ -138,7 +138,7 @@ def report(results: list[dict[str, Any]], before: str, after: str) -> str:
             f = summarize(result, scored)
             delta = 100 * (f["retrieved"][0] - f["none"][0])
             rows.append([f"`{result['model']}` {result['title']}", f"`{choice_format}`", f["n"], cell(f["none"]),
-                         cell(f["gold"]), cell(f["retrieved"]), f"{delta:+.1f} (p={f['p']:.3f})",
+                         cell(f["gold"]), cell(f["retrieved"]), f"{delta:+.1f} (p={f['p']:.2g})",
                          "yes" if f["helps"] else "no", f"{f['ttft_p50']:.2f} / {f['ttft_p95']:.2f}",
                          f"{f['decode']:.1f}", f"{result['load_s']:.1f}", f"{result['peak_rss_gib']:.2f}"])
     header = ["generator", "layout", "n", "no evidence", "gold passage", "retrieved top-5",

@@ -95,7 +95,7 @@ def report(losses: dict[str, list[list[float]]], cfg, asked: int, k: int, before
             f"{k - 1} best-ranked others), the same passages in both layouts.\n\n"
             + markdown_table(header, rows)
             + f"\n\nGold lowest in one layout only: cloze {only_cloze}, listed {only_listed} (exact McNemar "
-              f"p={mcnemar_p(only_cloze, only_listed):.3f}).\n")
+              f"p={mcnemar_p(only_cloze, only_listed):.2g}).\n")
 
 
 def main() -> None:
