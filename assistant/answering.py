@@ -218,6 +218,10 @@ class Answerer:
         """The complete answer (the last of the stream)."""
         return deque(self.ask_stream(question, **kwargs), maxlen=1)[0]
 
+    def choice_evidence(self, question: str, options: dict[str, str], top_k: int | None = None) -> list[Evidence]:
+        """The passages multiple-choice mode reads: found for the stem and options, best passage last."""
+        return context_order(self.retriever.search(choice_query(question, options), top_k or self.settings.top_k))
+
     def choose(self, question: str, options: dict[str, str], top_k: int | None = None,
                evidence: list[Evidence] | None = None) -> tuple[str, dict[str, float], list[Evidence]]:
         """Multiple-choice mode: retrieve (unless evidence is given), then score each option.
@@ -225,7 +229,6 @@ class Answerer:
         Retrieved evidence goes into the prompt best passage last, as in training; given evidence is used
         in the order given."""
         if evidence is None:
-            found = self.retriever.search(choice_query(question, options), top_k or self.settings.top_k)
-            evidence = context_order(found)
+            evidence = self.choice_evidence(question, options, top_k)
         letter, scores = self.generator.score_options(question, options, evidence, self.settings.choice_format)
         return letter, scores, evidence

@@ -120,6 +120,13 @@ def load_note(before: str, after: str, cores: int | None = None) -> str:
     return f"The machine was {state} (load average 1/5/15 min before: {before}; after: {after}; {cores} cores)."
 
 
+def add_training_arguments(parser: Any, store_use: str) -> None:
+    """--config and --data-dir of the benchmarks that set up a training run (bench/train.py, bench/utility.py)."""
+    parser.add_argument("--config", default=str(ROOT / "trainer" / "configs" / "default.toml"))
+    parser.add_argument("--data-dir", default=str(ROOT / "runs" / "bench-train" / "index"),
+                        help=f"store to {store_use}; the guideline PDFs are indexed there once")
+
+
 def add_worker_arguments(parser: Any) -> None:
     """The hidden arguments by which run_workers starts a script in worker mode."""
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -56,7 +56,6 @@ def worker(name: str, limit: int, resume: bool, formats: list[str], data_dir: Pa
     """One model: load it, score every question three ways in each multiple-choice layout, time the answer
     prompts."""
     from assistant.answering import Answerer
-    from assistant.choice import choice_query, context_order
     from assistant.config import load_settings
     from assistant.generator import Generator
     from assistant.prompts import answer_messages
@@ -83,8 +82,7 @@ def worker(name: str, limit: int, resume: bool, formats: list[str], data_dir: Pa
             if progress.done((record["id"],)):
                 continue
             question, options = record["question"], record["options"]
-            # the retrieved condition is Answerer.choose's: the stem and options as query, best passage last
-            found = context_order(answerer.retriever.search(choice_query(question, options), EVIDENCE_PASSAGES))
+            found = answerer.choice_evidence(question, options, EVIDENCE_PASSAGES)  # what Answerer.choose reads
             scored = {condition: generator.score_options(question, options, evidence, choice_format)[0]
                       for condition, evidence in (("none", []), ("gold", gold_passage(assistant.library, record)),
                                                   ("retrieved", found))}

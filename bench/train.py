@@ -26,7 +26,7 @@ import tempfile
 import time
 
 import benchlib
-from benchlib import ROOT, markdown_table
+from benchlib import markdown_table
 
 log = logging.getLogger("bench.train")
 
@@ -104,12 +104,10 @@ def full_run_minutes(cfg, joint_rate: float, dev_seconds: float, questions: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(ROOT / "trainer" / "configs" / "default.toml"))
+    benchlib.add_training_arguments(parser, "train against")
     parser.add_argument("--steps", type=int, default=8,
                         help="timed micro-batches of each kind (after one warm-up each)")
     parser.add_argument("--batch-size", type=int, default=0, help="questions per micro-batch (default: the config's)")
-    parser.add_argument("--data-dir", default=str(ROOT / "runs" / "bench-train" / "index"),
-                        help="store to train against; the guideline PDFs are indexed there once")
     parser.add_argument("--variant", action="append", default=[], type=parse_variant,
                         help="NAME:key=value[,key=value]: another joint step with these config changes, side by side")
     parser.add_argument("--dev-questions", type=int, default=10,

@@ -21,12 +21,13 @@ import logging
 import statistics
 import tempfile
 
+from assistant.config import CHOICE_FORMATS
+
 import benchlib
-from benchlib import ROOT, markdown_table
+from benchlib import markdown_table
 
 log = logging.getLogger("bench.utility")
 
-FORMATS = ("cloze", "listed")
 
 
 def passages_to_score(example, k: int):
@@ -48,23 +49,29 @@ def measure(run, examples, cfg, k: int) -> dict[str, list[list[float]]]:
     """Per layout, per question with a retrieved gold passage: the K answer losses, the gold one first."""
     from trainer.jmlr import answer_utility
 
-    losses: dict[str, list[list[float]]] = {name: [] for name in FORMATS}
+    layouts = {name: cfg.replace(choice_format=name) for name in CHOICE_FORMATS}
+    losses: dict[str, list[list[float]]] = {name: [] for name in layouts}
     for number, example in enumerate(examples, 1):
         picks = passages_to_score(example, k)
         if picks is None:
             continue
-        for name in FORMATS:
-            (values,) = answer_utility(run.models(), [example], [picks], cfg.replace(choice_format=name))
+        for name, layout in layouts.items():
+            (values,) = answer_utility(run.models(), [example], [picks], layout)
             losses[name].append(values.tolist())
         if number % 10 == 0:
             log.info("%d/%d questions", number, len(examples))
     return losses
 
 
+def gold_lowest(row: list[float]) -> bool:
+    """The gold passage (first) gives a lower answer loss than every other passage of its question."""
+    return row[0] < min(row[1:])
+
+
 def figures(rows: list[list[float]]) -> dict[str, float]:
     from trainer.evaluate import wilson
 
-    lowest = sum(row[0] < min(row[1:]) for row in rows)
+    lowest = sum(gold_lowest(row) for row in rows)
     pairs = sum(row[0] < other for row in rows for other in row[1:])
     low, high = wilson(lowest, len(rows))
     return {"n": len(rows), "lowest": lowest / len(rows), "low": low, "high": high,
@@ -78,11 +85,11 @@ def report(losses: dict[str, list[list[float]]], cfg, asked: int, k: int, before
     from trainer.paired import mcnemar_p
 
     rows = []
-    for name in FORMATS:
+    for name in CHOICE_FORMATS:
         f = figures(losses[name])
         rows.append([f"`{name}`", f["n"], f"{100 * f['lowest']:.1f}% ({100 * f['low']:.0f}-{100 * f['high']:.0f})",
                      f"{100 * f['pairs']:.1f}%", f"{f['gap']:+.3f}", f"{f['spread']:.3f}"])
-    wins = {name: [row[0] < min(row[1:]) for row in losses[name]] for name in FORMATS}
+    wins = {name: [gold_lowest(row) for row in losses[name]] for name in CHOICE_FORMATS}
     only_cloze = sum(c and not listed for c, listed in zip(wins["cloze"], wins["listed"]))
     only_listed = sum(listed and not c for c, listed in zip(wins["cloze"], wins["listed"]))
     header = ["layout", "questions", f"gold passage lowest loss (chance {100 / k:.0f}%)",
@@ -100,10 +107,8 @@ def report(losses: dict[str, list[list[float]]], cfg, asked: int, k: int, before
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(ROOT / "trainer" / "configs" / "default.toml"))
+    benchlib.add_training_arguments(parser, "retrieve from")
     parser.add_argument("--questions", type=int, default=60, help="training questions drawn (seeded)")
-    parser.add_argument("--data-dir", default=str(ROOT / "runs" / "bench-train" / "index"),
-                        help="store to retrieve from; the guideline PDFs are indexed there once")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing RESULTS.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
