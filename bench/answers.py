@@ -26,6 +26,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from trainer.progress import ProgressLog
+
 import benchlib
 from benchlib import REALWORLD_PDFS, ROOT, markdown_table, percentile
 
@@ -89,7 +91,7 @@ def recheck(answerer: Any, record: dict[str, Any], row: dict[str, Any]) -> dict[
 
 
 def ask_all(answerer: Any, records: list[dict[str, Any]], label: str,
-            progress: benchlib.ProgressLog, rechecking: bool = False) -> list[dict[str, Any]]:
+            progress: ProgressLog, rechecking: bool = False) -> list[dict[str, Any]]:
     """Ask each question not already in `progress`; each row is logged there as it finishes. `rechecking`:
     logged rows are judged under the current checks (`recheck`)."""
     for index, record in enumerate(records):
@@ -127,7 +129,7 @@ def worker(name: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any
     assistant = build_assistant(settings)
     for pdf in sorted((ROOT / "guidelines").glob("*.pdf")):
         assistant.library.add_path(pdf)
-    progress = benchlib.ProgressLog(ROOT / ".cache" / f"answers-{name}.progress.jsonl", ("set", "id"), args.resume)
+    progress = ProgressLog(ROOT / ".cache" / f"answers-{name}.progress.jsonl", ("set", "id"), args.resume)
     rows = ask_all(assistant.answerer, records_of(ROOT / "guidelines/qa/test.jsonl", args.limit), "test", progress,
                    args.recheck)
     real = records_of(ROOT / "bench/data/realworld.jsonl", args.real_limit) if REALWORLD_PDFS.is_dir() else []

@@ -152,35 +152,3 @@ def run_workers(script: str, names: list[str], extra: list[str], tag: str) -> li
             results.append(json.loads(Path(out.name).read_text()))
         (ROOT / ".cache" / f"{tag}-{name}.json").write_text(json.dumps(results[-1]))
     return results
-
-
-class ProgressLog:
-    """Rows of a long benchmark, appended to a file as each finishes, so a stopped run resumes where it was.
-
-    `resume=False` starts afresh; otherwise rows already in the file are kept and `done(key)` says which
-    to skip. A row's key is the tuple of its `key_fields`.
-    """
-
-    def __init__(self, path: Path, key_fields: Sequence[str], resume: bool) -> None:
-        self.path = path
-        self.key_fields = tuple(key_fields)
-        if not resume:
-            path.unlink(missing_ok=True)
-        self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-        if path.is_file():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    self.rows[self.key(row)] = row
-
-    def key(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[name] for name in self.key_fields)
-
-    def done(self, key: tuple[Any, ...]) -> bool:
-        return key in self.rows
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows[self.key(row)] = row
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")

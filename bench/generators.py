@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.paired import mcnemar_p
+from trainer.progress import ProgressLog
 
 import benchlib
 from benchlib import ROOT, markdown_table, percentile
@@ -76,7 +77,7 @@ def worker(name: str, limit: int, resume: bool, formats: list[str], data_dir: Pa
                if line.strip()][:limit or None]
     rows: dict[str, list[dict[str, Any]]] = {}
     for choice_format in formats:
-        progress = benchlib.ProgressLog(ROOT / ".cache" / f"generators-{name}.{choice_format}.progress.jsonl",
+        progress = ProgressLog(ROOT / ".cache" / f"generators-{name}.{choice_format}.progress.jsonl",
                                         ("id",), resume)
         for index, record in enumerate(records):
             if progress.done((record["id"],)):

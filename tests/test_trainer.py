@@ -437,6 +437,32 @@ def test_checkpoint_loads_in_the_app_and_evaluates(make_cfg, tmp_path, shared_in
     assert "(d) JMLR" in (out / "report.md").read_text() and report["meta"]["questions"] == len(QUESTIONS)
 
 
+def test_a_stopped_evaluation_resumes_from_the_predictions_it_logged(make_cfg, tmp_path, qa_file):
+    """An evaluation stopped part-way (here after one question, while writing the next) keeps what it
+    scored: `resume` scores only the rest, and a changed setup scores everything again."""
+    from trainer.evaluate import evaluate
+    from trainer.progress import ProgressLog
+
+    cfg, out = make_cfg(), tmp_path / "eval"
+    evaluate(cfg, str(qa_file), {}, out, precision="fp32", systems=["rag"])
+    log = out / "progress.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [row["id"] for row in rows] == [question[0] for question in QUESTIONS]  # a row per question
+    # marked so the test can tell it was taken from the log, not scored again
+    kept = dict(rows[0], chosen="marked", correct=False)
+    log.write_text(json.dumps(kept) + "\n" + json.dumps(rows[1])[:40])  # the second row torn by the stop
+
+    resumed = evaluate(cfg, str(qa_file), {}, out, precision="fp32", systems=["rag"], resume=True)
+    chosen = [json.loads(line)["chosen"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert chosen == ["marked"] + [row["chosen"] for row in rows[1:]]  # the rest scored again, alike
+    assert resumed["meta"]["carried_over"] == {"rag": 1} and "carried over" in (out / "report.md").read_text()
+    assert resumed["results"]["rag"]["n"] == len(QUESTIONS)
+    assert len(ProgressLog(log, ("system", "setup", "id"), resume=True).rows) == len(QUESTIONS)  # torn line skipped
+
+    other = evaluate(cfg.replace(k_context=1), str(qa_file), {}, out, precision="fp32", systems=["rag"], resume=True)
+    assert other["meta"]["carried_over"] == {"rag": 0}  # another setup's predictions are not reused
+
+
 def test_training_both_sides_re_embeds_into_a_new_collection_the_app_uses(make_cfg, tmp_path):
     from assistant.service import build_assistant
     from trainer.train import train

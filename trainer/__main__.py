@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--precision", default="", help="generator precision (default: the training one)")
     evaluate.add_argument("--out", default="reports/latest", help="report folder")
     evaluate.add_argument("--recall-only", action="store_true", help="retrieval figures only: no generator")
+    evaluate.add_argument("--resume", action="store_true",
+                          help="keep the predictions a stopped run of the same setup logged in --out; score the rest")
 
     report = commands.add_parser("report", help="merge evaluation folders into one report")
     report.add_argument("inputs", nargs="+", help="evaluation folders (each with results.json)")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     systems = [name.strip() for name in args.systems.split(",") if name.strip()] or None
     run_evaluation(cfg, args.test_file, {"frozen": args.frozen, "jmlr": args.jmlr}, Path(args.out), args.limit,
-                   args.precision, systems, command_line(), args.recall_only)
+                   args.precision, systems, command_line(), args.recall_only, args.resume)
     return 0
 
 

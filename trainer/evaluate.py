@@ -10,12 +10,14 @@ difference (trainer.paired: exact McNemar p and a paired bootstrap interval).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from assistant.records import Evidence
 from .baselines import baseline_accuracies
 from .config import TrainConfig
 from .paired import RESAMPLES, paired_comparisons, paired_table
+from .progress import ProgressLog
 from .qa import QARecord, holds_gold, load_records, subset
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,9 @@ class Prediction:
     scores: dict[str, float]
 
 
+PREDICTION_FIELDS = tuple(field.name for field in fields(Prediction))
+
+
 def summarize(predictions: list[Prediction], retrieval: bool, scored: bool = True) -> dict[str, Any]:
     """Accuracy, CI and recall for a list of predictions, and the same per test part (seen / unseen)."""
     def figures(items: list[Prediction]) -> dict[str, Any]:
@@ -100,11 +106,16 @@ def summarize(predictions: list[Prediction], retrieval: bool, scored: bool = Tru
 # ---------------------------------------------------------------------------------------------
 
 def predict(generator: Any | None, retriever: Any | None, records: list[QARecord], k_context: int, desc: str,
-            choice_format: str) -> list[Prediction]:
+            choice_format: str, done: dict[str, Prediction] | None = None,
+            on_prediction: Callable[[Prediction], None] | None = None) -> list[Prediction]:
     """Option scoring for every question: with the top-k passages (best last) or without retrieval.
-    Without a generator only retrieval is measured (chosen is empty)."""
+    Without a generator only retrieval is measured (chosen is empty). Questions in `done` (from an earlier,
+    stopped run) are taken as they are; each new prediction is passed to `on_prediction` as it is made."""
     predictions = []
     for record in tqdm(records, desc=desc, unit="q"):
+        if done and record.id in done:
+            predictions.append(done[record.id])
+            continue
         evidence: list[Evidence] = []
         rank = None
         if retriever is not None:
@@ -113,8 +124,11 @@ def predict(generator: Any | None, retriever: Any | None, records: list[QARecord
             evidence = context_order(found[:k_context])
         chosen, scores = (generator.score_options(record.question, record.options, evidence, choice_format)
                           if generator else ("", {}))
-        predictions.append(Prediction(id=record.id, part=record.part, answer=record.answer, chosen=chosen,
-                                      correct=chosen == record.answer, gold_rank=rank, scores=scores))
+        prediction = Prediction(id=record.id, part=record.part, answer=record.answer, chosen=chosen,
+                                correct=chosen == record.answer, gold_rank=rank, scores=scores)
+        predictions.append(prediction)
+        if on_prediction is not None:
+            on_prediction(prediction)
     return predictions
 
 
@@ -148,13 +162,26 @@ def load_system(settings: Settings) -> Any:
     return assistant
 
 
+def evaluation_setup(cfg: TrainConfig, test_file: str, checkpoint: str, precision: str, recall_only: bool) -> str:
+    """What a system's predictions depend on, as a short fingerprint: a resumed evaluation reuses only the
+    predictions made under the same one (the same config, test file, precision and checkpoint contents)."""
+    manifest = Path(checkpoint) / "checkpoint.json"
+    contents = hashlib.sha256(manifest.read_bytes()).hexdigest() if checkpoint and manifest.is_file() else ""
+    identity = {"config": cfg.as_dict(), "test_file": str(test_file), "checkpoint": checkpoint, "manifest": contents,
+                "precision": precision, "recall_only": recall_only}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_dir: Path, limit: int = 0,
              precision: str = "", systems: list[str] | None = None, command: str = "",
-             recall_only: bool = False) -> dict[str, Any]:
+             recall_only: bool = False, resume: bool = False) -> dict[str, Any]:
     """Evaluate the systems and write report.md, results.json and predictions.jsonl to out_dir.
 
     recall_only: measure retrieval alone, without loading a generator (minutes instead of hours on a
-    CPU); accuracy is then not reported, and system (a), which has no retrieval, is skipped."""
+    CPU); accuracy is then not reported, and system (a), which has no retrieval, is skipped.
+    resume: keep the predictions an earlier, stopped run logged in out_dir/progress.jsonl under the same
+    setup and score only the rest (each prediction is logged as it is made; without resume the log starts
+    afresh)."""
     started = time.perf_counter()
     records = subset(load_records(test_file), limit, cfg.seed)
     precision = precision or _training_precision(cfg)
@@ -162,36 +189,49 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
     if recall_only:
         wanted = [name for name in wanted if name != "base"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    progress = ProgressLog(out_dir / "progress.jsonl", ("system", "setup", "id"), resume)
     results: dict[str, Any] = {}
     all_predictions: dict[str, list[Prediction]] = {}
     seconds: dict[str, float] = {}
+    carried: dict[str, int] = {}
     base_assistant = None
     for name in wanted:
         if name not in SYSTEMS:
             raise ValueError(f"Unknown system {name!r}; choose from {', '.join(SYSTEMS)}.")
+        if name in ("frozen", "jmlr") and not checkpoints.get(name):
+            raise ValueError(f"System {name} needs a checkpoint (--{name} PATH).")
         begun = time.perf_counter()
-        if name in ("base", "rag"):
-            base_assistant = base_assistant or load_system(system_settings(cfg, "", precision))
-            assistant = base_assistant
-        else:
-            if not checkpoints.get(name):
-                raise ValueError(f"System {name} needs a checkpoint (--{name} PATH).")
-            assistant = load_system(system_settings(cfg, checkpoints[name], precision))
-        generator = None if recall_only else assistant.answerer.generator
-        retriever = None if name == "base" else assistant.retriever()
-        predictions = predict(generator, retriever, records, cfg.k_context, SYSTEMS[name],
-                              assistant.settings.choice_format)  # a checkpoint's own layout
+        checkpoint = checkpoints.get(name, "") if name in ("frozen", "jmlr") else ""
+        setup = evaluation_setup(cfg, test_file, checkpoint, precision, recall_only)
+        logged = [row for row in progress.rows.values() if row["system"] == name and row["setup"] == setup]
+        done = {row["id"]: Prediction(**{field: row[field] for field in PREDICTION_FIELDS}) for row in logged}
+        carried[name] = sum(record.id in done for record in records)
+        generator = retriever = None
+        layout = next((row["choice_format"] for row in logged), "")
+        if carried[name] < len(records):  # something is left to score: load the system as the app does
+            if name in ("base", "rag"):
+                base_assistant = base_assistant or load_system(system_settings(cfg, "", precision))
+                assistant = base_assistant
+            else:
+                assistant = load_system(system_settings(cfg, checkpoint, precision))
+            generator = None if recall_only else assistant.answerer.generator
+            retriever = None if name == "base" else assistant.retriever()
+            layout = assistant.settings.choice_format  # a checkpoint's own layout
+
+        def log_row(prediction: Prediction, name: str = name, setup: str = setup, layout: str = layout) -> None:
+            progress.add({"system": name, "setup": setup, "choice_format": layout, **asdict(prediction)})
+
+        predictions = predict(generator, retriever, records, cfg.k_context, SYSTEMS[name], layout, done, log_row)
         all_predictions[name] = predictions
-        results[name] = {"system": SYSTEMS[name], "checkpoint": checkpoints.get(name, ""),
-                         "choice_format": assistant.settings.choice_format,
-                         **summarize(predictions, retriever is not None, scored=not recall_only)}
+        results[name] = {"system": SYSTEMS[name], "checkpoint": checkpoint, "choice_format": layout,
+                         **summarize(predictions, name != "base", scored=not recall_only)}
         seconds[name] = round(time.perf_counter() - begun, 1)
         log.info("%s: accuracy %s, recall@5 %s", SYSTEMS[name], results[name]["accuracy"], results[name]["recall@5"])
         del generator
     meta = {"test_file": str(test_file), "questions": len(records), "limit": limit, "recall_only": recall_only,
             "baselines": baseline_accuracies([asdict(record) for record in records]),
             "precision": "none (recall only)" if recall_only else precision,
-            "k_context": cfg.k_context, "seconds_per_system": seconds,
+            "k_context": cfg.k_context, "seconds_per_system": seconds, "carried_over": carried,
             "wall_seconds": round(time.perf_counter() - started, 1), "command": command,
             "config": cfg.as_dict()}
     write_report(out_dir, results, meta, all_predictions)
@@ -253,7 +293,8 @@ def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
             + (" (a seeded random subset)" if meta["limit"] else "")
             + f"; generator precision {meta['precision']}; multiple-choice layout {_layouts(results)}; "
             f"{meta['k_context']} passages in context; wall time {meta['wall_seconds']:.0f} s "
-            f"({', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds_per_system'].items())}).", "",
+            f"({', '.join(f'{k} {v:.0f} s' for k, v in meta['seconds_per_system'].items())})"
+            + _carried_note(meta.get("carried_over", {})) + ".", "",
             "Recall@k: share of questions whose gold passage (same file and page, containing the gold span) is "
             "among the top k retrieved. Accuracy interval: 95% Wilson.", ""]
     if meta.get("baselines"):
@@ -269,6 +310,15 @@ def write_report(out_dir: Path, results: dict[str, Any], meta: dict[str, Any],
     (out_dir / "report.md").write_text("\n".join(text))
     _plot(out_dir, results)
     log.info("Report written to %s", out_dir)
+
+
+def _carried_note(carried: dict[str, int]) -> str:
+    """A resumed evaluation's wall time covers only the questions it scored itself: say how many it took over."""
+    taken = {name: count for name, count in carried.items() if count}
+    if not taken:
+        return ""
+    return ("; predictions carried over from an earlier, stopped run of the same setup: "
+            + ", ".join(f"{name} {count}" for name, count in taken.items()))
 
 
 def _layouts(results: dict[str, Any]) -> str:
@@ -360,6 +410,7 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
     if len(questions) != 1 or len({meta["test_file"] for meta in metas}) != 1:
         raise ValueError("The reports were made on different question sets; they cannot share one table.")
     meta = {**metas[0], "seconds_per_system": {k: v for m in metas for k, v in m["seconds_per_system"].items()},
+            "carried_over": {k: v for m in metas for k, v in m.get("carried_over", {}).items()},
             "wall_seconds": sum(m["wall_seconds"] for m in metas), "merged_from": [str(f) for f in inputs],
             "command": " ; ".join(m["command"] for m in metas if m.get("command"))}
     ordered = {name: results[name] for name in SYSTEMS if name in results}
