@@ -27,7 +27,9 @@ def run(*args: str, config) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def test_ingest_command_indexes_lists_and_deletes(tmp_path, config):
+def test_ingest_ask_and_delete_from_the_command_line(tmp_path, config):
+    """One library through the commands a user runs in turn (each a fresh interpreter that loads the models):
+    index a folder, ask with the evidence printed or as JSON, delete."""
     folder = tmp_path / "pdfs"
     folder.mkdir()
     (folder / "protocol.pdf").write_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"))
@@ -41,15 +43,7 @@ def test_ingest_command_indexes_lists_and_deletes(tmp_path, config):
     assert len(listing) == 2 and listing[0].startswith("protocol.pdf\tAnaphylaxis protocol\t4 pages")
     assert listing[1].startswith("scanned.pdf\t")
     assert re.search(r"\t1 of 1 pages read by OCR \(page 1; mean word confidence \d+%\)$", listing[1])
-    deleted = run("assistant.ingest", "--delete", "protocol.pdf", "--list", config=config)
-    assert deleted.returncode == 0  # gone from the list printed after deleting
-    assert [line.split("\t")[0] for line in deleted.stdout.splitlines()] == ["scanned.pdf"]
 
-
-def test_ask_command_prints_the_answer_and_its_evidence(tmp_path, config):
-    pdf = tmp_path / "protocol.pdf"
-    pdf.write_bytes(make_pdf(GUIDELINE_PAGES, title="Anaphylaxis protocol"))
-    assert run("assistant.ingest", str(pdf), config=config).returncode == 0
     text = run("assistant", "ask", "After how many minutes can IM adrenaline be repeated?", config=config)
     assert text.returncode == 0, text.stderr
     assert "5 minutes" in text.stdout and "Evidence:" in text.stdout and "protocol.pdf, page 2" in text.stdout
@@ -59,3 +53,7 @@ def test_ask_command_prints_the_answer_and_its_evidence(tmp_path, config):
     assert record["covered"] and record["evidence"][0]["page"] == 2
     empty = run("assistant", "ask", "   ", config=config)
     assert empty.returncode == 2 and "type a question" in empty.stderr
+
+    deleted = run("assistant.ingest", "--delete", "protocol.pdf", "--list", config=config)
+    assert deleted.returncode == 0  # gone from the list printed after deleting
+    assert [line.split("\t")[0] for line in deleted.stdout.splitlines()] == ["scanned.pdf"]
