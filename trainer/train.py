@@ -478,6 +478,7 @@ def ship_best(run: Run, progress: RunProgress, best: Path, final: Path) -> None:
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
         if progress.best_step != progress.global_step:
-            log.warning("The last step (%d) lost dev retrieval or scored lower: final/ holds step %d instead",
+            log.warning("The last step (%d) lost dev retrieval or scored no higher (a tie keeps the earlier step): "
+                        "final/ holds step %d instead",
                         progress.global_step, progress.best_step)
     run.accelerator.wait_for_everyone()
