@@ -79,8 +79,10 @@ class Prediction:
     gold_rank: int | None  # None: not retrieved in the top 20 (or no retrieval)
     scores: dict[str, float]
 
-
-PREDICTION_FIELDS = tuple(field.name for field in fields(Prediction))
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Prediction:
+        """A prediction from a logged row (predictions.jsonl, progress.jsonl), which carries other keys too."""
+        return cls(**{field.name: row[field.name] for field in fields(cls)})
 
 
 def summarize(predictions: list[Prediction], retrieval: bool, scored: bool = True) -> dict[str, Any]:
@@ -198,13 +200,13 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
     for name in wanted:
         if name not in SYSTEMS:
             raise ValueError(f"Unknown system {name!r}; choose from {', '.join(SYSTEMS)}.")
-        if name in ("frozen", "jmlr") and not checkpoints.get(name):
+        checkpoint = checkpoints.get(name, "") if name in ("frozen", "jmlr") else ""
+        if name in ("frozen", "jmlr") and not checkpoint:
             raise ValueError(f"System {name} needs a checkpoint (--{name} PATH).")
         begun = time.perf_counter()
-        checkpoint = checkpoints.get(name, "") if name in ("frozen", "jmlr") else ""
         setup = evaluation_setup(cfg, test_file, checkpoint, precision, recall_only)
         logged = [row for row in progress.rows.values() if row["system"] == name and row["setup"] == setup]
-        done = {row["id"]: Prediction(**{field: row[field] for field in PREDICTION_FIELDS}) for row in logged}
+        done = {row["id"]: Prediction.from_row(row) for row in logged}
         carried[name] = sum(record.id in done for record in records)
         generator = retriever = None
         layout = next((row["choice_format"] for row in logged), "")
@@ -403,9 +405,8 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
         results.update(data)
         for line in (folder / "predictions.jsonl").read_text().splitlines():
             item = json.loads(line)
-            system = item.pop("system")
-            if system in data:
-                predictions.setdefault(system, []).append(Prediction(**item))
+            if item["system"] in data:
+                predictions.setdefault(item["system"], []).append(Prediction.from_row(item))
     questions = {meta["questions"] for meta in metas}
     if len(questions) != 1 or len({meta["test_file"] for meta in metas}) != 1:
         raise ValueError("The reports were made on different question sets; they cannot share one table.")

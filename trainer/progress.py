@@ -29,18 +29,18 @@ class ProgressLog:
         if not resume:
             path.unlink(missing_ok=True)
         self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        text = path.read_text() if path.is_file() else ""
         # a line torn by an earlier kill must not swallow the next row: that row starts a line of its own
-        self._torn_end = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-        if path.is_file():
-            for number, line in enumerate(path.read_text().splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    log.warning("%s line %d is incomplete (a stopped write); that item runs again", path, number)
-                    continue
-                self.rows[self.key(row)] = row
+        self._torn_end = bool(text) and not text.endswith("\n")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s line %d is incomplete (a stopped write); that item runs again", path, number)
+                continue
+            self.rows[self.key(row)] = row
 
     def key(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(row[name] for name in self.key_fields)
