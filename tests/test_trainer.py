@@ -574,8 +574,8 @@ def test_final_checkpoint_is_the_best_dev_evaluation_not_the_last_step(make_cfg)
     final = train(cfg)
     dev = [row for row in csv.DictReader((cfg.output_path / "metrics.csv").open()) if row["dev_recall5"]]
     assert [int(row["step"]) for row in dev] == [0, 1, 2]
-    floor = float(dev[0]["dev_recall5"])
-    eligible = [row for row in dev if float(row["dev_recall5"]) >= floor]
+    floor, mrr_floor = float(dev[0]["dev_recall5"]), float(dev[0]["dev_mrr"])
+    eligible = [row for row in dev if float(row["dev_recall5"]) >= floor and float(row["dev_mrr"]) >= mrr_floor]
     best = max(eligible, key=lambda row: float(row["dev_accuracy"]) + float(row["dev_recall5"]))  # first on ties
     selection = read_manifest(final)["selection"]
     assert selection["selected_step"] == int(best["step"]) and selection["last_step"] == 2
@@ -590,12 +590,42 @@ def test_a_higher_score_that_loses_dev_retrieval_is_not_kept(make_cfg, monkeypat
     import trainer.train as training
     from assistant.checkpoint import read_manifest
 
-    figures = iter([(0.50, 0.80), (0.95, 0.70), (0.60, 0.80)])  # steps 0, 1, 2
-    monkeypatch.setattr(training, "dev_scores", lambda run: dict(zip(("accuracy", "recall@5"), next(figures))))
+    figures = iter([(0.50, 0.80, 0.60), (0.95, 0.70, 0.70), (0.60, 0.80, 0.60)])  # steps 0, 1, 2
+    monkeypatch.setattr(training, "dev_scores", lambda run: dict(zip(("accuracy", "recall@5", "mrr"), next(figures))))
     cfg = make_cfg(max_steps=2, dev_every=1)
     selection = read_manifest(training.train(cfg))["selection"]
     assert selection["selected_step"] == 2 and selection["dev_accuracy_plus_recall5"] == pytest.approx(1.4)
-    assert selection["base_dev_recall5"] == pytest.approx(0.80)
+    assert selection["base_dev_recall5"] == pytest.approx(0.80) and selection["base_dev_mrr"] == pytest.approx(0.60)
+
+
+def test_mean_reciprocal_rank_counts_a_missed_gold_passage_as_zero():
+    from trainer.evaluate import Prediction, mean_reciprocal_rank
+
+    def ranked(rank: int | None) -> Prediction:
+        return Prediction(id="q", part="", answer="A", chosen="", correct=False, gold_rank=rank, scores={})
+
+    assert mean_reciprocal_rank([ranked(1), ranked(2), ranked(None), ranked(4)]) == pytest.approx(1.75 / 4)
+    # a passage moved from rank 2 to 3 changes it, where recall@5 would not move
+    assert mean_reciprocal_rank([ranked(3)]) < mean_reciprocal_rank([ranked(2)])
+    assert math.isnan(mean_reciprocal_rank([]))
+
+
+def test_a_gold_passage_moved_down_without_leaving_the_top_5_is_not_kept(make_cfg, monkeypatch):
+    """The finer floor: step 1 keeps recall@5 and answers better, but its gold passages sit lower (mean
+    reciprocal rank below step 0's), so step 2, which kept both, ships; with a tolerance step 1 would."""
+    import trainer.train as training
+    from assistant.checkpoint import read_manifest
+
+    def run(mrr_tolerance: float) -> int:  # each in its own output folder
+        figures = iter([(0.50, 0.90, 0.80), (0.90, 0.90, 0.78), (0.60, 0.90, 0.81)])  # steps 0, 1, 2
+        monkeypatch.setattr(training, "dev_scores",
+                            lambda run: dict(zip(("accuracy", "recall@5", "mrr"), next(figures))))
+        cfg = make_cfg(max_steps=2, dev_every=1, mrr_tolerance=mrr_tolerance)
+        cfg = cfg.replace(output_dir=f"{cfg.output_dir}-{mrr_tolerance}")
+        return read_manifest(training.train(cfg))["selection"]["selected_step"]
+
+    assert run(0.0) == 2
+    assert run(0.05) == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class RunProgress:
     elapsed_seconds: float = 0.0
     last_reindex_step: int = 0
     base_recall: float = -1.0  # dev recall@5 of the untrained retriever: the floor a shipped one must keep
+    base_mrr: float = -1.0  # and its mean reciprocal rank of the gold passage: the second floor
     best_step: int = -1  # the dev evaluation kept as the final checkpoint so far (-1: none yet)
     best_score: float = -1.0  # its dev accuracy + dev recall@5
 

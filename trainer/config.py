@@ -89,14 +89,17 @@ class TrainConfig:
     train_file: str = setting("guidelines/qa/train.jsonl", "training questions: any JSONL in the QA record format")
     dev_file: str = setting("guidelines/qa/dev.jsonl", "dev questions")
     train_limit: int = setting(0, "a seeded subset of N training questions (0 = all)")
-    dev_every: int = setting(0, "dev accuracy and recall@5 every N steps and at the end, and at step 0 with "
+    dev_every: int = setting(0, "dev accuracy, recall@5 and gold MRR every N steps and at the end, and at step 0 with "
                              "`keep_best` (0 = never)")
-    dev_limit: int = setting(30, "dev questions per dev evaluation")
+    dev_limit: int = setting(30, "dev questions whose accuracy each dev evaluation measures (retrieval is "
+                             "measured on all of them)")
     keep_best: bool = setting(True, "with `dev_every`: `final/` is the dev evaluation (step 0, the untrained models, "
-                              "included) with the best dev accuracy + recall@5 among those whose recall@5 is at "
-                              "least the untrained retriever's minus `recall_tolerance`; false: the last step")
+                              "included) with the best dev accuracy + recall@5 among those whose retriever kept the "
+                              "untrained one's dev recall@5 and gold MRR, less their tolerances; false: the last step")
     recall_tolerance: float = setting(0.0, "`keep_best`: how far below the untrained retriever's dev recall@5 a "
                                       "kept checkpoint may be (0.02 = 2 points)")
+    mrr_tolerance: float = setting(0.0, "`keep_best`: how far below the untrained retriever's mean reciprocal rank "
+                                   "of the gold passage, over all dev questions, a kept checkpoint may be")
     guidelines_dir: str = setting("", "PDFs indexed into `data_dir` when its collection is empty; empty = the "
                                   "app's `guidelines_dir`")
     data_dir: str = setting("", "the store trained against; empty = `<output_dir>/index`, or an app data folder to "

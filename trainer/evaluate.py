@@ -148,6 +148,23 @@ def score_with_models(model: Any, tokenizer: Any, query_encoder: Any, store: Any
     return {"accuracy": figures["accuracy"], "recall@5": figures["recall@5"]}
 
 
+def retrieval_with_models(query_encoder: Any, store: Any, records: list[QARecord]) -> dict[str, float]:
+    """Gold recall@5 and mean reciprocal rank of an in-memory query encoder, retrieval alone (no generator):
+    cheap enough for every dev question, and the reciprocal rank moves with any question whose gold passage
+    changes place, where recall@5 moves only when it crosses rank 5."""
+    from assistant.retriever import Retriever
+
+    query_encoder.model.eval()
+    predictions = predict(None, Retriever(query_encoder, store), records, 0, "Dev retrieval", "cloze")
+    figures = summarize(predictions, retrieval=True, scored=False)
+    return {"recall@5": figures["recall@5"], "mrr": mean_reciprocal_rank(predictions)}
+
+
+def mean_reciprocal_rank(predictions: list[Prediction]) -> float:
+    """Mean of 1/rank of the gold passage, 0 where it is not in the top max(RECALL_AT)."""
+    return sum(1.0 / p.gold_rank for p in predictions if p.gold_rank) / len(predictions) if predictions else math.nan
+
+
 def system_settings(cfg: TrainConfig, checkpoint: str, precision: str) -> Settings:
     """The app's settings for one system: the training store, the checkpoint (if any) by path."""
     return cfg.assistant_settings(checkpoint=checkpoint, precision=precision)

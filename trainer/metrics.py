@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["step", "epoch", "examples", "loss", "gen_loss", "ret_loss", "retriever_acc", "lr_generator",
            "lr_retriever", "examples_per_s", "utility_s", "elapsed_s", "dev_accuracy",
-           "dev_recall5"]
+           "dev_recall5", "dev_mrr"]
 
 
 class MetricsLog:

@@ -226,44 +226,52 @@ def _broadcast_name(run: Run, name: str) -> str:
 
 
 def dev_scores(run: Run) -> dict[str, float]:
-    """Accuracy and gold recall@5 on the first dev_limit dev questions with the current models (same scoring
-    as evaluate); nan when there is no dev file."""
-    from .evaluate import score_with_models
+    """Accuracy on the first dev_limit dev questions with the current models (same scoring as evaluate), and
+    gold recall@5 and mean reciprocal rank on every dev question (retrieval alone); nan without a dev file."""
+    from .evaluate import retrieval_with_models, score_with_models
 
     path = Path(run.cfg.dev_file)
     if not path.is_file():
         log.info("No dev file at %s: dev evaluation skipped", path)
-        return {"accuracy": math.nan, "recall@5": math.nan}
-    records = subset(load_records(path), run.cfg.dev_limit, run.cfg.seed)
+        return {"accuracy": math.nan, "recall@5": math.nan, "mrr": math.nan}
+    records = load_records(path)
     generator = run.unwrap(run.generator)
-    result = score_with_models(generator, run.tokenizer, run.query, run.store, records, run.cfg.k_context,
+    scored = score_with_models(generator, run.tokenizer, run.query, run.store,
+                               subset(records, run.cfg.dev_limit, run.cfg.seed), run.cfg.k_context,
                                run.cfg.choice_format)
+    retrieval = retrieval_with_models(run.query, run.store, records)
     generator.train()
     run.query.model.train()
-    return result
+    return {"accuracy": scored["accuracy"], "recall@5": retrieval["recall@5"], "mrr": retrieval["mrr"]}
+
+
+def keeps_retrieval(scores: dict[str, float], progress: RunProgress, cfg: TrainConfig) -> bool:
+    """A dev evaluation may ship only if its retriever is no worse than the untrained one on every dev question:
+    recall@5 and the gold passage's mean reciprocal rank both at least step 0's, less their tolerances."""
+    return (scores["recall@5"] >= progress.base_recall - cfg.recall_tolerance - 1e-9
+            and scores["mrr"] >= progress.base_mrr - cfg.mrr_tolerance - 1e-9)
 
 
 def evaluate_on_dev(run: Run, progress: RunProgress, examples: list[Example]) -> None:
-    """Dev accuracy and recall@5 into the metrics; with `keep_best`, the models are kept in <output_dir>/best
-    when they are the best so far without losing retrieval (the first evaluation sets the recall floor)."""
+    """Dev figures into the metrics; with `keep_best`, the models are kept in <output_dir>/best when they are
+    the best so far without losing retrieval (the first evaluation sets the retrieval floor)."""
     cfg, step = run.cfg, progress.global_step
     scores = dev_scores(run)
     run.metrics.write({"step": step, "epoch": progress.epoch + 1, "dev_accuracy": scores["accuracy"],
-                       "dev_recall5": scores["recall@5"]})
+                       "dev_recall5": scores["recall@5"], "dev_mrr": scores["mrr"]})
     if not cfg.keep_best or any(math.isnan(value) for value in scores.values()):
         return
     if progress.base_recall < 0:
-        progress.base_recall = scores["recall@5"]
-    keeps_retrieval = scores["recall@5"] >= progress.base_recall - cfg.recall_tolerance - 1e-9
+        progress.base_recall, progress.base_mrr = scores["recall@5"], scores["mrr"]
     score = scores["accuracy"] + scores["recall@5"]
-    if keeps_retrieval and score > progress.best_score:
+    figures = (step, scores["accuracy"], scores["recall@5"], scores["mrr"])
+    if keeps_retrieval(scores, progress, cfg) and score > progress.best_score:
         progress.best_step, progress.best_score = step, score
         save_checkpoint(run, progress, examples, cfg.output_path / "best", resumable=False)
-        log.info("Dev at step %d: accuracy %.3f, recall@5 %.3f: kept as the best so far", step, scores["accuracy"],
-                 scores["recall@5"])
+        log.info("Dev at step %d: accuracy %.3f, recall@5 %.3f, MRR %.3f: kept as the best so far", *figures)
     else:
-        log.info("Dev at step %d: accuracy %.3f, recall@5 %.3f (floor %.3f): not kept", step, scores["accuracy"],
-                 scores["recall@5"], progress.base_recall - cfg.recall_tolerance)
+        log.info("Dev at step %d: accuracy %.3f, recall@5 %.3f, MRR %.3f (floors %.3f, %.3f): not kept", *figures,
+                 progress.base_recall - cfg.recall_tolerance, progress.base_mrr - cfg.mrr_tolerance)
 
 
 @dataclass
@@ -471,7 +479,9 @@ def ship_best(run: Run, progress: RunProgress, best: Path, final: Path) -> None:
         manifest["selection"] = {"selected_step": progress.best_step, "last_step": progress.global_step,
                                  "dev_accuracy_plus_recall5": round(progress.best_score, 4),
                                  "base_dev_recall5": progress.base_recall,
-                                 "recall_tolerance": run.cfg.recall_tolerance}
+                                 "recall_tolerance": run.cfg.recall_tolerance,
+                                 "base_dev_mrr": round(progress.base_mrr, 6),
+                                 "mrr_tolerance": run.cfg.mrr_tolerance}
         write_manifest(staging, manifest)
         if run.metrics.path.is_file():
             (staging / "metrics.csv").write_bytes(run.metrics.path.read_bytes())
