@@ -244,6 +244,8 @@ def evaluate(cfg: TrainConfig, test_file: str, checkpoints: dict[str, str], out_
         all_predictions[name] = predictions
         results[name] = {"system": SYSTEMS[name], "checkpoint": checkpoint, "choice_format": layout,
                          **summarize(predictions, name != "base", scored=not recall_only)}
+        if training := training_record(checkpoint):
+            results[name]["training"] = training
         seconds[name] = round(time.perf_counter() - begun, 1)
         log.info("%s: accuracy %s, recall@5 %s", SYSTEMS[name], results[name]["accuracy"], results[name]["recall@5"])
         del generator
@@ -348,27 +350,47 @@ def _layouts(results: dict[str, Any]) -> str:
     return ", ".join(f"{SYSTEMS[name]}: {layout}" for name, layout in layouts.items())
 
 
+TRAINING_FACTS = ("step", "examples_seen", "elapsed_seconds", "process_cpu_seconds", "device", "processes", "precision")
+
+
+def training_record(checkpoint: str) -> dict[str, Any] | None:
+    """What a checkpoint's training cost and its curve (checkpoint.json, metrics.csv), copied into results.json:
+    checkpoints live outside git, and a report merged after one is deleted still has its training."""
+    folder = Path(checkpoint) if checkpoint else None
+    if folder is None or not (folder / "checkpoint.json").is_file():
+        return None
+    info = json.loads((folder / "checkpoint.json").read_text())
+    record: dict[str, Any] = {key: info.get(key) for key in TRAINING_FACTS}
+    record["curve"] = []
+    if (folder / "metrics.csv").is_file():
+        with (folder / "metrics.csv").open() as handle:
+            record["curve"] = [row for row in csv.DictReader(handle) if row.get("loss")]
+    return record
+
+
 def training_section(out_dir: Path, results: dict[str, Any]) -> list[str]:
-    """What training the fine-tuned systems cost (from their checkpoint.json) and their curves (from
-    metrics.csv, plotted to training_curves.png)."""
-    runs = {name: Path(entry["checkpoint"]) for name, entry in results.items()
-            if entry.get("checkpoint") and (Path(entry["checkpoint"]) / "checkpoint.json").is_file()}
-    if not runs:
+    """What training the fine-tuned systems cost and their curves (plotted to training_curves.png), from the
+    record results.json carries, or for older reports from the checkpoint folder while it exists."""
+    trained = {name: entry for name, entry in results.items() if entry.get("checkpoint")}
+    if not trained:
         return []
     rows = ["| system | steps | questions seen | training wall time | CPU time of the last process (a resumed run: "
             "its last part) | device x processes | "
             "precision |", "|---|---|---|---|---|---|---|"]
     curves: dict[str, list[dict[str, str]]] = {}
-    for name, folder in runs.items():
-        info = json.loads((folder / "checkpoint.json").read_text())
+    for name, entry in trained.items():
+        info = entry.get("training") or training_record(entry["checkpoint"])
+        if info is None:
+            rows.append(f"| {SYSTEMS[name]} | not recorded: its checkpoint `{entry['checkpoint']}` is no longer on "
+                        "disk, and its evaluation predates the record in results.json | | | | | |")
+            continue
         cpu = info.get("process_cpu_seconds")
         rows.append(f"| {SYSTEMS[name]} | {info.get('step')} | {info.get('examples_seen')} | "
-                    f"{info.get('elapsed_seconds', 0) / 3600:.2f} h | "
+                    f"{(info.get('elapsed_seconds') or 0) / 3600:.2f} h | "
                     f"{f'{cpu / 3600:.2f} CPU h' if cpu else 'not recorded'} | "
-                    f"{info.get('device', '?')} x {info.get('processes', 1)} | {info.get('precision')} |")
-        if (folder / "metrics.csv").is_file():
-            with (folder / "metrics.csv").open() as handle:
-                curves[name] = [row for row in csv.DictReader(handle) if row.get("loss")]
+                    f"{info.get('device') or '?'} x {info.get('processes') or 1} | {info.get('precision')} |")
+        if info.get("curve"):
+            curves[name] = info["curve"]
     _plot_training(out_dir, curves)
     lines = ["## Training", "", *rows, ""]
     if curves:

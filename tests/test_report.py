@@ -1,0 +1,51 @@
+"""The evaluation report's training section survives its checkpoints: they live outside git."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from trainer.evaluate import SYSTEMS, Prediction, merge_reports, training_record, write_report
+
+
+def _evaluation(folder: Path, checkpoint: Path, training: dict | None) -> None:
+    """A one-system evaluation folder as `trainer evaluate` writes it."""
+    items = {"jmlr": [Prediction(id=f"q{i}", part="seen", answer="A", chosen="A", correct=True, gold_rank=1,
+                                 scores={}) for i in range(4)]}
+    entry = {"system": SYSTEMS["jmlr"], "checkpoint": str(checkpoint), "n": 4, "accuracy": 1.0, "ci95": [0.5, 1.0],
+             "recall@1": 1.0, "recall@5": 1.0, "recall@20": 1.0}
+    if training:
+        entry["training"] = training
+    meta = {"test_file": "t.jsonl", "questions": 4, "limit": 0, "precision": "nf4", "k_context": 5,
+            "wall_seconds": 1.0, "seconds_per_system": {"jmlr": 1.0}}
+    folder.mkdir(parents=True)
+    write_report(folder, {"jmlr": entry}, meta, items)
+
+
+def _checkpoint(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.json").write_text(json.dumps({"step": 30, "examples_seen": 120, "elapsed_seconds": 4068.0,
+                                                        "process_cpu_seconds": 7308.0, "device": "cpu",
+                                                        "processes": 1, "precision": "nf4", "config": {}}))
+    (folder / "metrics.csv").write_text("step,loss,gen_loss\n1,1.5,1.5\n2,1.2,1.2\n")
+    return folder
+
+
+def test_a_merged_report_keeps_the_training_of_a_checkpoint_deleted_since(tmp_path):
+    checkpoint = _checkpoint(tmp_path / "runs" / "final")
+    _evaluation(tmp_path / "eval-d", checkpoint, training_record(str(checkpoint)))
+    shutil.rmtree(tmp_path / "runs")  # a new machine: runs/ is not in git
+    merge_reports([tmp_path / "eval-d"], tmp_path / "merged")
+    report = (tmp_path / "merged" / "report.md").read_text()
+    assert "| (d) JMLR: joint generator + retriever | 30 | 120 | 1.13 h | 2.03 CPU h | cpu x 1 | nf4 |" in report
+    saved = json.loads((tmp_path / "merged" / "results.json").read_text())["jmlr"]["training"]
+    assert [row["gen_loss"] for row in saved["curve"]] == ["1.5", "1.2"]
+
+
+def test_a_report_without_the_record_says_the_training_is_not_known(tmp_path):
+    """An evaluation from before the record, merged once its checkpoint is gone: said, not silently dropped."""
+    _evaluation(tmp_path / "eval-d", tmp_path / "runs" / "final", None)
+    merge_reports([tmp_path / "eval-d"], tmp_path / "merged")
+    report = (tmp_path / "merged" / "report.md").read_text()
+    assert "| (d) JMLR: joint generator + retriever | not recorded: its checkpoint" in report
+    assert training_record("") is None and training_record(str(tmp_path / "nowhere")) is None
