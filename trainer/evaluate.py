@@ -134,30 +134,22 @@ def predict(generator: Any | None, retriever: Any | None, records: list[QARecord
     return predictions
 
 
-def score_with_models(model: Any, tokenizer: Any, query_encoder: Any, store: Any, records: list[QARecord],
+def score_with_models(model: Any | None, tokenizer: Any, query_encoder: Any, store: Any, records: list[QARecord],
                       k_context: int, choice_format: str) -> dict[str, float]:
-    """Accuracy and gold recall@5 of in-memory models (the trainer's dev check), through the same scoring path."""
+    """Accuracy, gold recall@5 and the gold passage's mean reciprocal rank of in-memory models (the trainer's dev
+    check), through the same scoring path. Without a model, retrieval alone: cheap enough for every dev
+    question, and the reciprocal rank moves when a gold passage changes place, recall@5 only at rank 5."""
     from assistant.generator import Generator, LoadedGenerator
     from assistant.retriever import Retriever
 
-    model.eval()
-    generator = Generator(LoadedGenerator(model=model, tokenizer=tokenizer, info={}))
-    predictions = predict(generator, Retriever(query_encoder, store), records, k_context, "Dev accuracy",
-                          choice_format)
-    figures = summarize(predictions, retrieval=True)
-    return {"accuracy": figures["accuracy"], "recall@5": figures["recall@5"]}
-
-
-def retrieval_with_models(query_encoder: Any, store: Any, records: list[QARecord]) -> dict[str, float]:
-    """Gold recall@5 and mean reciprocal rank of an in-memory query encoder, retrieval alone (no generator):
-    cheap enough for every dev question, and the reciprocal rank moves with any question whose gold passage
-    changes place, where recall@5 moves only when it crosses rank 5."""
-    from assistant.retriever import Retriever
-
-    query_encoder.model.eval()
-    predictions = predict(None, Retriever(query_encoder, store), records, 0, "Dev retrieval", "cloze")
-    figures = summarize(predictions, retrieval=True, scored=False)
-    return {"recall@5": figures["recall@5"], "mrr": mean_reciprocal_rank(predictions)}
+    generator = None
+    if model is not None:
+        model.eval()
+        generator = Generator(LoadedGenerator(model=model, tokenizer=tokenizer, info={}))
+    predictions = predict(generator, Retriever(query_encoder, store), records, k_context,
+                          "Dev accuracy" if generator else "Dev retrieval", choice_format)
+    figures = summarize(predictions, retrieval=True, scored=generator is not None)
+    return {"accuracy": figures["accuracy"], "recall@5": figures["recall@5"], "mrr": mean_reciprocal_rank(predictions)}
 
 
 def mean_reciprocal_rank(predictions: list[Prediction]) -> float:

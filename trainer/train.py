@@ -228,7 +228,7 @@ def _broadcast_name(run: Run, name: str) -> str:
 def dev_scores(run: Run) -> dict[str, float]:
     """Accuracy on the first dev_limit dev questions with the current models (same scoring as evaluate), and
     gold recall@5 and mean reciprocal rank on every dev question (retrieval alone); nan without a dev file."""
-    from .evaluate import retrieval_with_models, score_with_models
+    from .evaluate import score_with_models
 
     path = Path(run.cfg.dev_file)
     if not path.is_file():
@@ -239,7 +239,7 @@ def dev_scores(run: Run) -> dict[str, float]:
     scored = score_with_models(generator, run.tokenizer, run.query, run.store,
                                subset(records, run.cfg.dev_limit, run.cfg.seed), run.cfg.k_context,
                                run.cfg.choice_format)
-    retrieval = retrieval_with_models(run.query, run.store, records)
+    retrieval = score_with_models(None, None, run.query, run.store, records, run.cfg.k_context, run.cfg.choice_format)
     generator.train()
     run.query.model.train()
     return {"accuracy": scored["accuracy"], "recall@5": retrieval["recall@5"], "mrr": retrieval["mrr"]}
