@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from trainer.evaluate import SYSTEMS, Prediction, merge_reports, training_record, write_report
+from trainer.evaluate import SYSTEMS, Prediction, merge_reports, summarize, training_record, write_report
 
 
 def _evaluation(folder: Path, checkpoint: Path, training: dict | None) -> None:
@@ -49,3 +49,27 @@ def test_a_report_without_the_record_says_the_training_is_not_known(tmp_path):
     report = (tmp_path / "merged" / "report.md").read_text()
     assert "| (d) JMLR: joint generator + retriever | not recorded: its checkpoint" in report
     assert training_record("") is None and training_record(str(tmp_path / "nowhere")) is None
+
+
+def test_reports_carry_the_gold_passage_mean_reciprocal_rank(tmp_path):
+    """recall@5 moves only when a gold passage crosses rank 5; the reciprocal rank moves with every change of
+    place, so every table carries it, and a report merged from folders written before it had it gains it."""
+    ranks = [1, 2, 4, None]  # MRR = (1 + 1/2 + 1/4 + 0) / 4
+    items = [Prediction(id=f"q{i}", part="seen" if i < 2 else "unseen", answer="A", chosen="A", correct=True,
+                        gold_rank=rank, scores={}) for i, rank in enumerate(ranks)]
+    figures = summarize(items, retrieval=True)
+    assert figures["mrr"] == (1 + 0.5 + 0.25) / 4 and figures["seen"]["mrr"] == 0.75
+    assert figures["unseen"]["mrr"] == 0.125 and summarize(items, retrieval=False)["mrr"] is None
+
+    old = {"system": SYSTEMS["rag"], "checkpoint": "", **summarize(items, retrieval=True)}
+    for part in ("", "seen", "unseen"):  # a results.json written before the figure existed
+        (old[part] if part else old).pop("mrr")
+    meta = {"test_file": "t.jsonl", "questions": 4, "limit": 0, "precision": "nf4", "k_context": 5,
+            "wall_seconds": 1.0, "seconds_per_system": {"rag": 1.0}}
+    (tmp_path / "old").mkdir()
+    write_report(tmp_path / "old", {"rag": old}, meta, {"rag": items})
+    merge_reports([tmp_path / "old"], tmp_path / "merged")
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())["rag"]
+    assert merged["mrr"] == 0.4375 and merged["unseen"]["mrr"] == 0.125
+    table = (tmp_path / "merged" / "report.md").read_text()
+    assert "gold MRR" in table and "| 0.438 |" in table

@@ -86,7 +86,8 @@ class Prediction:
 
 
 def summarize(predictions: list[Prediction], retrieval: bool, scored: bool = True) -> dict[str, Any]:
-    """Accuracy, CI and recall for a list of predictions, and the same per test part (seen / unseen)."""
+    """Accuracy, CI, recall and the gold passage's mean reciprocal rank for a list of predictions, and the same
+    per test part (seen / unseen)."""
     def figures(items: list[Prediction]) -> dict[str, Any]:
         right = sum(p.correct for p in items)
         low, high = wilson(right, len(items)) if scored else (None, None)
@@ -95,6 +96,7 @@ def summarize(predictions: list[Prediction], retrieval: bool, scored: bool = Tru
         for k in RECALL_AT:
             result[f"recall@{k}"] = (sum(p.gold_rank is not None and p.gold_rank <= k for p in items) / len(items)
                                      if items and retrieval else None)
+        result["mrr"] = mean_reciprocal_rank(items) if items and retrieval else None
         return result
 
     summary = figures(predictions)
@@ -149,7 +151,7 @@ def score_with_models(model: Any | None, tokenizer: Any, query_encoder: Any, sto
     predictions = predict(generator, Retriever(query_encoder, store), records, k_context,
                           "Dev accuracy" if generator else "Dev retrieval", choice_format)
     figures = summarize(predictions, retrieval=True, scored=generator is not None)
-    return {"accuracy": figures["accuracy"], "recall@5": figures["recall@5"], "mrr": mean_reciprocal_rank(predictions)}
+    return {"accuracy": figures["accuracy"], "recall@5": figures["recall@5"], "mrr": figures["mrr"]}
 
 
 def mean_reciprocal_rank(predictions: list[Prediction]) -> float:
@@ -269,13 +271,15 @@ def _row(name: str, figures: dict[str, Any]) -> str:
     low, high = figures["ci95"]
     interval = "n/a" if low is None else f"{_pct(low)}–{_pct(high)}"
     recalls = " | ".join(_pct(figures[f"recall@{k}"]) for k in RECALL_AT)
-    return f"| {SYSTEMS.get(name, name)} | {figures['n']} | {_pct(figures['accuracy'])} | {interval} | {recalls} |"
+    mrr = "n/a" if figures.get("mrr") is None else f"{figures['mrr']:.3f}"
+    return (f"| {SYSTEMS.get(name, name)} | {figures['n']} | {_pct(figures['accuracy'])} | {interval} | {recalls} "
+            f"| {mrr} |")
 
 
 def markdown_table(results: dict[str, Any]) -> str:
     """The paper-style table: all test questions, then each test part (seen / unseen documents)."""
-    head = ("| system | n | accuracy % | 95% CI | recall@1 % | recall@5 % | recall@20 % |\n"
-            "|---|---|---|---|---|---|---|")
+    head = ("| system | n | accuracy % | 95% CI | recall@1 % | recall@5 % | recall@20 % | gold MRR |\n"
+            "|---|---|---|---|---|---|---|---|")
     blocks = ["All test questions\n\n" + head + "\n" + "\n".join(_row(n, f) for n, f in results.items())]
     parts = sorted({key for figures in results.values() for key in figures if key in ("seen", "unseen")})
     for part in parts:
@@ -446,6 +450,9 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
             "wall_seconds": sum(m["wall_seconds"] for m in metas), "merged_from": [str(f) for f in inputs],
             "command": " ; ".join(m["command"] for m in metas if m.get("command"))}
     ordered = {name: results[name] for name in SYSTEMS if name in results}
+    for name, figures in ordered.items():  # recomputed from the predictions: folders written before a figure existed
+        figures.update(summarize(predictions.get(name, []), retrieval=figures["recall@5"] is not None,
+                                 scored=figures["accuracy"] is not None))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(out_dir, ordered, meta, {name: predictions.get(name, []) for name in ordered})
     return {"results": ordered, "meta": meta}
