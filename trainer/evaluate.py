@@ -451,8 +451,9 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
             "command": " ; ".join(m["command"] for m in metas if m.get("command"))}
     ordered = {name: results[name] for name in SYSTEMS if name in results}
     for name, figures in ordered.items():  # recomputed from the predictions: folders written before a figure existed
-        figures.update(summarize(predictions.get(name, []), retrieval=figures["recall@5"] is not None,
-                                 scored=figures["accuracy"] is not None))
+        if predictions.get(name):  # a folder without its predictions keeps the figures it saved
+            figures.update(summarize(predictions[name], retrieval=figures["recall@5"] is not None,
+                                     scored=figures["accuracy"] is not None))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(out_dir, ordered, meta, {name: predictions.get(name, []) for name in ordered})
     return {"results": ordered, "meta": meta}
