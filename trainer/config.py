@@ -69,7 +69,7 @@ class TrainConfig:
 
     # Optimisation
     lr_generator: float = setting(2e-4, "learning rate of the LoRA parameters")
-    lr_retriever: float = setting(2e-5, "learning rate of the encoder parameters")
+    lr_retriever: float = setting(1e-5, "learning rate of the encoder parameters (set by the sweep, docs/TRAINING.md)")
     weight_decay: float = setting(0.0, "AdamW weight decay")
     max_grad_norm: float = setting(1.0, "gradient clipping, per model (0 = off)")
     warmup_steps: int = setting(0, "learning-rate warm-up steps")
