@@ -73,3 +73,14 @@ def test_reports_carry_the_gold_passage_mean_reciprocal_rank(tmp_path):
     assert merged["mrr"] == 0.4375 and merged["unseen"]["mrr"] == 0.125
     table = (tmp_path / "merged" / "report.md").read_text()
     assert "gold MRR" in table and "| 0.438 |" in table
+
+
+def test_a_merge_keeps_the_saved_figures_of_a_folder_without_its_predictions(tmp_path):
+    """Predictions are what a merge recomputes from; a folder that lost them keeps its figures, not n=0."""
+    checkpoint = _checkpoint(tmp_path / "runs" / "final")
+    for case, lose in (("empty", lambda path: path.write_text("")), ("missing", Path.unlink)):
+        _evaluation(tmp_path / case, checkpoint, training_record(str(checkpoint)))
+        lose(tmp_path / case / "predictions.jsonl")
+        merge_reports([tmp_path / case], tmp_path / f"merged-{case}")
+        merged = json.loads((tmp_path / f"merged-{case}" / "results.json").read_text())["jmlr"]
+        assert (merged["n"], merged["accuracy"], merged["recall@5"]) == (4, 1.0, 1.0), case

@@ -438,7 +438,8 @@ def merge_reports(inputs: list[Path], out_dir: Path) -> dict[str, Any]:
         metas.append(data.pop("_meta"))
         data.pop("_paired", None)  # recomputed over the merged systems
         results.update(data)
-        for line in (folder / "predictions.jsonl").read_text().splitlines():
+        logged = folder / "predictions.jsonl"  # a folder may lack it: then its saved figures stand as they are
+        for line in logged.read_text().splitlines() if logged.exists() else []:
             item = json.loads(line)
             if item["system"] in data:
                 predictions.setdefault(item["system"], []).append(Prediction.from_row(item))
